@@ -1,0 +1,35 @@
+# Chitram: the two commands a new user needs are `make run` and `make test`.
+SHELL := /bin/bash
+BACKEND := backend
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install uv migrate lint typecheck bench clean
+
+run: install ## install, migrate and serve the embedded shape on http://127.0.0.1:8000
+	cd $(BACKEND) && $(UV) run --frozen chitram migrate
+	cd $(BACKEND) && $(UV) run --frozen chitram serve --host $(HOST) --port $(PORT)
+
+test: install ## install and run the whole suite (CHITRAM_REQUIRE_SERVICES=1 fails on missing services)
+	cd $(BACKEND) && $(UV) run --frozen ruff check .
+	cd $(BACKEND) && $(UV) run --frozen ruff format --check .
+	cd $(BACKEND) && $(UV) run --frozen mypy app
+	cd $(BACKEND) && $(UV) run --frozen pytest $(PYTEST_ARGS)
+
+install: uv ## create backend/.venv from uv.lock
+	cd $(BACKEND) && $(UV) sync --frozen
+
+uv: ## bootstrap uv when the machine has none
+	@command -v $(UV) >/dev/null 2>&1 || { \
+	  echo "uv not found: installing it into ~/.local with pip"; \
+	  python3 -m pip install --user --quiet uv || python3 -m pip install --user --quiet --break-system-packages uv; }
+
+migrate: install
+	cd $(BACKEND) && $(UV) run --frozen chitram migrate
+
+bench: install ## the speed and memory benchmarks (see backend/bench/README.md)
+	cd $(BACKEND) && $(UV) run --frozen python -m bench.run_all
+
+clean:
+	rm -rf $(BACKEND)/.venv $(BACKEND)/.pytest_cache $(BACKEND)/.mypy_cache $(BACKEND)/.ruff_cache
