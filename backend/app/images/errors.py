@@ -1,0 +1,54 @@
+"""Errors of the images domain, each with its contract status and code."""
+
+from __future__ import annotations
+
+from app.errors import AppError
+
+
+class InvalidFileFormat(AppError):
+    status_code = 415
+    code = "INVALID_FILE_FORMAT"
+    message = "The file is not a decodable image of an allowed format"
+
+
+class FileTooLarge(AppError):
+    status_code = 413
+    code = "FILE_TOO_LARGE"
+    message = "The file is larger than the upload limit"
+
+    def __init__(self, max_bytes: int) -> None:
+        # Closing the connection is what stops the server from reading the rest of the body.
+        super().__init__(details={"max_bytes": max_bytes}, headers={"Connection": "close"})
+
+
+class ImageTooLarge(AppError):
+    status_code = 413
+    code = "IMAGE_TOO_LARGE"
+    message = "The image's dimensions or frame count exceed the limits"
+
+
+class ImageNotFound(AppError):
+    status_code = 404
+    code = "IMAGE_NOT_FOUND"
+    message = "No such image"
+
+
+class DeleteTokenRequired(AppError):
+    status_code = 403
+    code = "DELETE_TOKEN_REQUIRED"
+    message = "Deleting this image needs its delete token"
+
+
+class InvalidDeleteToken(AppError):
+    status_code = 403
+    code = "INVALID_DELETE_TOKEN"
+    message = "The delete token is not valid for this image"
+
+
+class ThumbnailNotReady(AppError):
+    status_code = 404
+    code = "THUMBNAIL_NOT_READY"
+    message = "The thumbnail is still being made"
+
+    def __init__(self, retry_after: int = 2) -> None:
+        super().__init__(headers={"Retry-After": str(retry_after)})
