@@ -1,0 +1,83 @@
+"""The `chitram` command: serve, migrate, reconcile."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from app.config import Settings
+from app.logging import configure_logging
+
+BACKEND_DIR = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chitram", description="Self-hostable image hosting")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API and web UI")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    reconcile = commands.add_parser("reconcile", help="repair drift between rows and objects")
+    reconcile.add_argument("--dry-run", action="store_true", help="only report")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    if args.command == "serve":
+        return _serve(args.host, args.port, args.workers, settings)
+    if args.command == "migrate":
+        migrate(settings)
+        return 0
+    return asyncio.run(_reconcile(settings, dry_run=args.dry_run))
+
+
+def _serve(host: str, port: int, workers: int, settings: Settings) -> int:
+    import uvicorn
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    uvicorn.run(
+        "app.main:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=False,  # client addresses are resolved by TRUSTED_PROXIES instead
+        server_header=False,
+        log_config=None,
+    )
+    return 0
+
+
+def migrate(settings: Settings) -> None:
+    """Run Alembic's upgrade to head against the configured database."""
+    from alembic import command
+    from alembic.config import Config
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config = Config(str(BACKEND_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(BACKEND_DIR / "migrations"))
+    config.attributes["database_url"] = settings.resolved_database_url
+    command.upgrade(config, "head")
+
+
+async def _reconcile(settings: Settings, *, dry_run: bool) -> int:
+    from app.lifespan import close_resources, open_resources
+    from app.reconcile import reconcile
+
+    resources = await open_resources(settings)
+    try:
+        report = await reconcile(resources, dry_run=dry_run)
+    finally:
+        await close_resources(resources)
+    json.dump({**asdict(report), "clean": report.clean}, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""Settings: the only reader of the environment."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "change-me"  # noqa: S105 - the sentinel that production refuses
+ALL_FORMATS = ("jpeg", "png", "webp", "gif")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment and `.env`, as contract section 7 lists it."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    storage_backend: Literal["local", "s3", "memory"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str = "chitram"
+    s3_region: str = "us-east-1"
+
+    max_upload_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=50_000_000, gt=0)
+    max_image_side: int = Field(default=30_000, gt=0)
+    max_frames: int = Field(default=1_000, gt=0)
+    max_batch_files: int = Field(default=20, gt=0)
+    allowed_formats: Annotated[tuple[str, ...], NoDecode] = ALL_FORMATS
+    strip_metadata: bool = True
+    allow_anonymous_uploads: bool = True
+
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_expire_minutes: float = Field(default=60, gt=0)
+
+    public_base_url: str | None = None
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+
+    idempotency_ttl_seconds: int = 24 * 3600
+    reconcile_grace_seconds: int = 3600
+    small_file_bytes: int = 512 * 1024
+    object_cache_bytes: int = 64 * 1024 * 1024
+
+    @field_validator("allowed_formats", mode="before")
+    @classmethod
+    def _split_formats(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().lower() for part in value.split(",") if part.strip()]
+        formats: tuple[str, ...] = tuple(value)  # type: ignore[arg-type]
+        unknown = sorted(set(formats) - set(ALL_FORMATS))
+        if unknown:
+            raise ValueError(f"unsupported formats {unknown}; choose from {list(ALL_FORMATS)}")
+        return formats
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return tuple(ipaddress.ip_network(str(part), strict=False) for part in value)  # type: ignore[attr-defined]
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment == "production" and self.jwt_secret in ("", DEFAULT_JWT_SECRET):
+            raise ValueError("JWT_SECRET must be set to a non-default value outside development")
+        if self.storage_backend == "s3" and not (
+            self.s3_endpoint_url and self.s3_access_key and self.s3_secret_key
+        ):
+            raise ValueError(
+                "STORAGE_BACKEND=s3 needs S3_ENDPOINT_URL, S3_ACCESS_KEY, S3_SECRET_KEY"
+            )
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under DATA_DIR."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'chitram.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"

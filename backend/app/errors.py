@@ -1,0 +1,71 @@
+"""Typed application errors: each carries its HTTP status and contract code."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    """An expected failure, rendered as the contract's error envelope."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    message: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.detail_message = message or self.message
+        self.details = details or {}
+        self.headers = headers or {}
+        super().__init__(self.detail_message)
+
+
+class ValidationFailed(AppError):
+    status_code = 422
+    code = "VALIDATION_ERROR"
+    message = "The request is not valid"
+
+
+class InvalidRequest(AppError):
+    status_code = 400
+    code = "INVALID_REQUEST"
+    message = "The request is not valid"
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "NOT_FOUND"
+    message = "Not found"
+
+
+class MethodNotAllowed(AppError):
+    status_code = 405
+    code = "METHOD_NOT_ALLOWED"
+    message = "Method not allowed"
+
+
+class RangeNotSatisfiable(AppError):
+    status_code = 416
+    code = "RANGE_NOT_SATISFIABLE"
+    message = "The requested range is outside the file"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(headers={"Content-Range": f"bytes */{size}"})
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+    message = "A required service is unavailable; try again shortly"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class InternalError(AppError):
+    pass

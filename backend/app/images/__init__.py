@@ -1,0 +1,1 @@
+"""The images domain: upload, metadata, serving and deletion."""

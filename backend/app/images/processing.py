@@ -1,0 +1,36 @@
+"""The CPU-bound part of an upload: validate, strip metadata, hash. Runs in a thread."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.config import Settings
+from app.images.imaging import ImageInfo, probe
+from app.images.metadata import strip_metadata
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedUpload:
+    info: ImageInfo
+    sha256: str  # of the bytes to store
+    size: int
+    path: Path  # the bytes to store
+
+
+def process_upload(path: Path, raw_sha256: str, settings: Settings) -> ProcessedUpload:
+    """Probe the spooled file and strip location metadata in place when there is any."""
+    data = path.read_bytes()
+    info = probe(
+        data,
+        allowed_formats=settings.allowed_formats,
+        max_pixels=settings.max_image_pixels,
+        max_side=settings.max_image_side,
+        max_frames=settings.max_frames,
+    )
+    stored = strip_metadata(data, info.format) if settings.strip_metadata else data
+    if stored is data:
+        return ProcessedUpload(info, raw_sha256, len(data), path)
+    path.write_bytes(stored)
+    return ProcessedUpload(info, hashlib.sha256(stored).hexdigest(), len(stored), path)

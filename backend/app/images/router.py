@@ -1,0 +1,143 @@
+"""Images API routes: thin, each calls one service function and returns a schema."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+
+from app.deps import BaseUrlDep, CallerDep, ImageServiceDep, ResourcesDep
+from app.images import serving
+from app.images.schemas import BatchResponse, ImageRead, ImageUploaded
+from app.images.service import UploadRequest
+from app.openapi import errors
+
+router = APIRouter(prefix="/images", tags=["images"])
+
+
+def _multipart(field: str, many: bool) -> dict[str, Any]:
+    item = {"type": "string", "format": "binary"}
+    schema = {"type": "array", "items": item} if many else item
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": [field], "properties": {field: schema}}
+                }
+            },
+        }
+    }
+
+
+def _upload_request(
+    request: Request, caller: CallerDep, base: str, idempotency_key: str | None = None
+) -> UploadRequest:
+    length = request.headers.get("content-length")
+    return UploadRequest(
+        body=request.stream(),
+        content_type=request.headers.get("content-type", ""),
+        content_length=int(length) if length and length.isdigit() else None,
+        caller=caller,
+        base_url=base,
+        request_id=request.state.request_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+@router.post(
+    "/upload",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ImageUploaded,
+    response_model_exclude_none=False,
+    responses=errors(400, 413, 415, 422),
+    openapi_extra=_multipart("file", many=False),
+)
+async def upload_image(
+    request: Request,
+    service: ImageServiceDep,
+    caller: CallerDep,
+    base: BaseUrlDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> ImageUploaded:
+    """Upload one image (multipart field `file`); anonymous uploads get a delete token."""
+    return await service.upload(_upload_request(request, caller, base, idempotency_key))
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResponse,
+    responses=errors(400, 413, 422),
+    openapi_extra=_multipart("files", many=True),
+)
+async def upload_batch(
+    request: Request, service: ImageServiceDep, caller: CallerDep, base: BaseUrlDep
+) -> BatchResponse:
+    """Upload several images (repeated field `files`); each gets its own result."""
+    return BatchResponse(results=await service.upload_batch(_upload_request(request, caller, base)))
+
+
+@router.get("/{image_id}", response_model=ImageRead, responses=errors(404, 422))
+async def get_image(
+    image_id: uuid.UUID, service: ImageServiceDep, base: BaseUrlDep, response: Response
+) -> ImageRead:
+    """An image's metadata."""
+    response.headers["X-Cache"] = "BYPASS"
+    return service.read(await service.get(image_id), base)
+
+
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/*": {}}, "description": "The image bytes"},
+    206: {"content": {"image/*": {}}, "description": "The requested byte range"},
+    304: {"description": "Not modified (If-None-Match matched)"},
+    **errors(404, 416, 422),
+}
+
+
+@router.head(
+    "/{image_id}/file",
+    operation_id="head_image_file",
+    response_class=Response,
+    responses=FILE_RESPONSES,
+)
+@router.get(
+    "/{image_id}/file",
+    operation_id="get_image_file",
+    response_class=Response,
+    responses=FILE_RESPONSES,
+)
+async def get_image_file(
+    image_id: uuid.UUID,
+    request: Request,
+    service: ImageServiceDep,
+    resources: ResourcesDep,
+    download: Annotated[bool, Query(description="Serve as an attachment")] = False,
+) -> Response:
+    """The stored image bytes, with validators, ranges and safe headers."""
+    return await serving.serve(
+        await service.served_object(image_id),
+        request.headers,
+        head=request.method == "HEAD",
+        download=download,
+        storage=resources.storage,
+        cache=resources.object_cache,
+        small_file_bytes=resources.settings.small_file_bytes,
+    )
+
+
+@router.delete(
+    "/{image_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403, 404, 422)
+)
+async def delete_image(
+    image_id: uuid.UUID,
+    service: ImageServiceDep,
+    resources: ResourcesDep,
+    x_delete_token: Annotated[str | None, Header()] = None,
+    delete_token: Annotated[str | None, Query()] = None,
+) -> Response:
+    """Delete an image: its file and metadata are gone at once."""
+    removed_key = await service.delete(image_id, x_delete_token or delete_token)
+    if removed_key is not None:
+        resources.object_cache.discard(removed_key)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,335 @@
+"""Image rules: ingest, store, describe, serve and delete. Services never commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import anyio
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.db import Database
+from app.errors import AppError, InvalidRequest, ValidationFailed
+from app.images import repository, tokens
+from app.images.errors import (
+    DeleteTokenRequired,
+    FileTooLarge,
+    ImageNotFound,
+    InvalidDeleteToken,
+)
+from app.images.filenames import safe_filename
+from app.images.ingest import MULTIPART_OVERHEAD, MultipartIngest, ReceivedFile
+from app.images.processing import ProcessedUpload, process_upload
+from app.images.schemas import BatchResult, ImageRead, ImageUploaded, Thumbnails
+from app.images.serving import ServedObject
+from app.models import Image, ThumbnailStatus
+from app.models.base import utcnow
+from app.models.blob import object_key
+from app.schemas import ErrorBody
+from app.storage import Storage
+
+log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: the scope of idempotency keys (and, later, ownership)."""
+
+    scope: str  # "ip:<addr>" for anonymous callers
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRequest:
+    body: AsyncIterator[bytes]
+    content_type: str
+    content_length: int | None
+    caller: Caller
+    base_url: str
+    request_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class ImageService:
+    """Upload, read and delete images over one database and one storage backend."""
+
+    def __init__(self, settings: Settings, database: Database, storage: Storage) -> None:
+        self.settings = settings
+        self.database = database
+        self.storage = storage
+        # Validation decodes images: at most one per core at a time bounds memory and CPU.
+        self._cpu = anyio.CapacityLimiter(os.cpu_count() or 2)
+
+    # ---- upload -------------------------------------------------------------------------
+
+    async def upload(self, request: UploadRequest) -> ImageUploaded:
+        """Ingest one file part named `file`; the response body of a 201."""
+        key_hash = self._idempotency_hash(request)
+        if key_hash is not None:
+            replay = await self._replay(key_hash, request)
+            if replay is not None:
+                return replay
+        files = await self._receive(request, field="file", max_files=1, fail_fast=True)
+        if not files:
+            raise ValidationFailed(
+                details={
+                    "errors": [
+                        {"loc": ["body", "file"], "msg": "Field required", "type": "missing"}
+                    ]
+                }
+            )
+        received = files[0]
+        try:
+            return await self._store(received, request, key_hash)
+        except IntegrityError:
+            if key_hash is None:
+                raise
+            # A concurrent request with the same key won the race: answer as it did.
+            replay = await self._replay(key_hash, request)
+            if replay is None:
+                raise
+            return replay
+        finally:
+            received.discard()
+
+    async def upload_batch(self, request: UploadRequest) -> list[BatchResult]:
+        """Ingest every `files` part; each gets the result it would have got alone."""
+        files = await self._receive(
+            request, field="files", max_files=self.settings.max_batch_files, fail_fast=False
+        )
+        if not files:
+            raise ValidationFailed(
+                details={
+                    "errors": [
+                        {"loc": ["body", "files"], "msg": "Field required", "type": "missing"}
+                    ]
+                }
+            )
+        results = []
+        try:
+            for received in files:
+                results.append(await self._batch_item(received, request))
+        finally:
+            for received in files:
+                received.discard()
+        return results
+
+    async def _batch_item(self, received: ReceivedFile, request: UploadRequest) -> BatchResult:
+        try:
+            if received.too_large:
+                raise FileTooLarge(self.settings.max_upload_bytes)
+            image = await self._store(received, request, None)
+        except AppError as exc:
+            error = ErrorBody(
+                code=exc.code,
+                message=exc.detail_message,
+                details=exc.details,
+                request_id=request.request_id,
+            )
+            return BatchResult(filename=received.filename, status=exc.status_code, error=error)
+        return BatchResult(filename=image.filename, status=201, image=image)
+
+    async def _receive(
+        self, request: UploadRequest, *, field: str, max_files: int, fail_fast: bool
+    ) -> list[ReceivedFile]:
+        max_body = max_files * self.settings.max_upload_bytes + MULTIPART_OVERHEAD * max_files
+        if request.content_length is not None and request.content_length > max_body:
+            raise FileTooLarge(self.settings.max_upload_bytes)
+        ingest = MultipartIngest(
+            content_type=request.content_type,
+            field_name=field,
+            max_files=max_files,
+            max_file_bytes=self.settings.max_upload_bytes,
+            tmp_dir=self.settings.tmp_dir,
+            fail_fast=fail_fast,
+        )
+        return await ingest.consume(request.body, max_body)
+
+    async def _store(
+        self, received: ReceivedFile, request: UploadRequest, key_hash: str | None
+    ) -> ImageUploaded:
+        if received.size == 0:
+            raise InvalidRequest("The file part is empty")
+        processed = await anyio.to_thread.run_sync(
+            process_upload, received.path, received.sha256, self.settings, limiter=self._cpu
+        )
+        token, token_digest = tokens.new_delete_token()
+        image = Image(
+            id=uuid.uuid4(),
+            blob_sha256=processed.sha256,
+            filename=safe_filename(received.filename, processed.info.format),
+            content_type=processed.info.content_type,
+            file_size=processed.size,
+            width=processed.info.width,
+            height=processed.info.height,
+            frames=processed.info.frames,
+            delete_token_hash=token_digest,
+            thumbnail_status=ThumbnailStatus.PENDING,
+            thumbnail_attempts=0,
+            created_at=utcnow(),
+        )
+        response = self._uploaded(image, request.base_url, token)
+        async with self.database.transaction() as session:
+            created_object = False
+            try:
+                created_object = await self._ensure_object(session, processed)
+                await repository.add_image(session, image)
+                if key_hash is not None:
+                    stored = self._for_replay(response, request)
+                    await repository.save_idempotent_response(
+                        session, key_hash, stored, self._idempotency_cutoff()
+                    )
+            except BaseException:
+                # Still under the blob lock: nobody else can be relying on this new object.
+                if created_object:
+                    await self.storage.delete(object_key(processed.sha256))
+                raise
+        log.info("image uploaded", extra={"image_id": str(image.id), "bytes": image.file_size})
+        return response
+
+    async def _ensure_object(self, session: AsyncSession, processed: ProcessedUpload) -> bool:
+        """Claim the blob row (a lock) and make sure its object exists; True if we wrote it."""
+        key = object_key(processed.sha256)
+        is_new = await repository.claim_blob(
+            session, processed.sha256, processed.size, processed.info.content_type
+        )
+        if not is_new and await self.storage.stat(key) is not None:
+            return False
+        await self.storage.put_file(key, processed.path, processed.info.content_type)
+        return is_new
+
+    # ---- idempotency --------------------------------------------------------------------
+
+    def _idempotency_hash(self, request: UploadRequest) -> str | None:
+        key = request.idempotency_key
+        if key is None:
+            return None
+        if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+            raise ValidationFailed(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                details={"errors": [{"loc": ["header", "Idempotency-Key"], "msg": "invalid"}]},
+            )
+        return hashlib.sha256(f"{request.caller.scope}\0{key}".encode()).hexdigest()
+
+    def _idempotency_cutoff(self) -> datetime:
+        return utcnow() - timedelta(seconds=self.settings.idempotency_ttl_seconds)
+
+    async def _replay(self, key_hash: str, request: UploadRequest) -> ImageUploaded | None:
+        async with self.database.reader() as session:
+            stored = await repository.get_idempotent_response(
+                session, key_hash, self._idempotency_cutoff()
+            )
+        if stored is None:
+            return None
+        body = json.loads(stored)
+        masked = body.pop("masked_delete_token", None)
+        response = ImageUploaded.model_validate(body)
+        if masked is not None:
+            secret = f"{request.caller.scope}\0{request.idempotency_key}"
+            token = tokens.unmask(masked, secret)
+            response.delete_token = token
+            response.delete_url = self._delete_url(response.id, response.url, token)
+        return response
+
+    def _for_replay(self, response: ImageUploaded, request: UploadRequest) -> str:
+        body = response.model_dump(mode="json", exclude={"delete_token", "delete_url"})
+        if response.delete_token is not None:
+            secret = f"{request.caller.scope}\0{request.idempotency_key}"
+            body["masked_delete_token"] = tokens.mask(response.delete_token, secret)
+        return json.dumps(body)
+
+    # ---- read ---------------------------------------------------------------------------
+
+    async def get(self, image_id: uuid.UUID) -> Image:
+        async with self.database.reader() as session:
+            image = await repository.get_image(session, image_id)
+        if image is None:
+            raise ImageNotFound()
+        return image
+
+    async def served_object(self, image_id: uuid.UUID) -> ServedObject:
+        image = await self.get(image_id)
+        return ServedObject(
+            key=object_key(image.blob_sha256),
+            sha256=image.blob_sha256,
+            size=image.file_size,
+            content_type=image.content_type,
+            filename=image.filename,
+            modified_at=image.created_at,
+        )
+
+    # ---- delete -------------------------------------------------------------------------
+
+    async def delete(self, image_id: uuid.UUID, delete_token: str | None) -> str | None:
+        """Remove the row and, when no other image shares it, the object, atomically.
+
+        Returns the key of the object removed, if one was."""
+        removed = None
+        async with self.database.transaction() as session:
+            image = await repository.get_image_for_update(session, image_id)
+            if image is None:
+                raise ImageNotFound()
+            if not delete_token:
+                raise DeleteTokenRequired()
+            if image.delete_token_hash is None or not tokens.matches(
+                delete_token, image.delete_token_hash
+            ):
+                raise InvalidDeleteToken()
+            sha256 = image.blob_sha256
+            await repository.lock_blob(session, sha256)
+            await repository.delete_image(session, image)
+            if await repository.count_blob_references(session, sha256) == 0:
+                await repository.delete_blob(session, sha256)
+                removed = object_key(sha256)
+                await self.storage.delete(removed)
+        log.info("image deleted", extra={"image_id": str(image_id)})
+        return removed
+
+    # ---- presentation -------------------------------------------------------------------
+
+    def read(self, image: Image, base_url: str) -> ImageRead:
+        return ImageRead(**self._fields(image, base_url))
+
+    def _uploaded(self, image: Image, base_url: str, token: str) -> ImageUploaded:
+        url = self._file_url(image.id, base_url)
+        return ImageUploaded(
+            **self._fields(image, base_url),
+            delete_token=token,
+            delete_url=self._delete_url(image.id, url, token),
+        )
+
+    def _fields(self, image: Image, base_url: str) -> dict[str, object]:
+        base = self.settings.public_base_url or base_url
+        return {
+            "id": image.id,
+            "filename": image.filename,
+            "content_type": image.content_type,
+            "file_size": image.file_size,
+            "width": image.width,
+            "height": image.height,
+            "frames": image.frames,
+            "checksum": image.checksum,
+            "created_at": image.created_at,
+            "url": self._file_url(image.id, base),
+            "thumbnail_status": image.thumbnail_status,
+            "thumbnail_ready": False,
+            "thumbnail_url": None,
+            "thumbnails": Thumbnails(),
+        }
+
+    def _file_url(self, image_id: uuid.UUID, base_url: str) -> str:
+        base = self.settings.public_base_url or base_url.rstrip("/")
+        return f"{base}/api/v1/images/{image_id}/file"
+
+    @staticmethod
+    def _delete_url(image_id: uuid.UUID, file_url: str, token: str) -> str:
+        return f"{file_url.removesuffix('/file')}?delete_token={token}"

@@ -1,0 +1,66 @@
+"""Builds the shared resources once per process and closes them on shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import TypedDict
+
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.db import Database
+from app.images.service import ImageService
+from app.images.serving import ObjectCache
+from app.storage import Storage
+from app.storage.factory import build_storage
+
+
+@dataclass
+class Resources:
+    """Everything a request may need that outlives it."""
+
+    settings: Settings
+    database: Database
+    storage: Storage
+    object_cache: ObjectCache
+    images: ImageService
+
+
+class State(TypedDict):
+    resources: Resources
+
+
+async def open_resources(settings: Settings, storage: Storage | None = None) -> Resources:
+    """Build the engine and storage (unless one is given); close with `close_resources`."""
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url)
+    storage = storage or await build_storage(settings)
+    return Resources(
+        settings=settings,
+        database=database,
+        storage=storage,
+        object_cache=ObjectCache(settings.object_cache_bytes),
+        images=ImageService(settings, database, storage),
+    )
+
+
+async def close_resources(resources: Resources) -> None:
+    await resources.storage.close()
+    await resources.database.dispose()
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[State]]
+
+
+def lifespan_for(settings: Settings, storage: Storage | None = None) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
+        resources = await open_resources(settings, storage)
+        try:
+            yield {"resources": resources}
+        finally:
+            await close_resources(resources)
+
+    return lifespan

@@ -1,0 +1,36 @@
+"""The application factory: routers, middleware and error handlers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app import __version__, health
+from app.config import Settings
+from app.handlers import install_error_handlers
+from app.images.router import router as images_router
+from app.lifespan import lifespan_for
+from app.logging import configure_logging
+from app.middleware import RequestIdMiddleware
+from app.storage import Storage
+
+
+def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI:
+    """Wire one app from `settings` (and a ready storage backend, if given)."""
+    app = FastAPI(
+        title="Chitram",
+        version=__version__,
+        summary="Self-hostable image hosting",
+        lifespan=lifespan_for(settings, storage),
+    )
+    app.include_router(images_router, prefix="/api/v1")
+    app.include_router(health.router)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for uvicorn's `--factory`: settings from the environment."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

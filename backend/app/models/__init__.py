@@ -1,0 +1,8 @@
+"""SQLAlchemy tables, one module per table."""
+
+from app.models.base import Base
+from app.models.blob import Blob
+from app.models.idempotency import IdempotencyRecord
+from app.models.image import Image, ThumbnailStatus
+
+__all__ = ["Base", "Blob", "IdempotencyRecord", "Image", "ThumbnailStatus"]

@@ -1,0 +1,91 @@
+"""Failures below the API: a bug is a clean 500, a dead dependency a 503."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from app.config import Settings
+from app.main import create_app
+from app.storage import StorageUnavailable
+from app.storage.memory import MemoryStorage
+from tests.support import images
+
+pytestmark = pytest.mark.anyio
+
+
+class BrokenStorage(MemoryStorage):
+    """A storage whose reads fail: with a bug, or because the backend is unreachable."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__()
+        self.failure = failure
+
+    async def get_bytes(self, key: str) -> bytes:
+        raise self.failure
+
+    async def ping(self) -> None:
+        raise self.failure
+
+
+@asynccontextmanager
+async def _client_for(
+    settings: Settings, storage: MemoryStorage
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with LifespanManager(create_app(settings, storage=storage)) as manager:
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client
+
+
+async def _upload_then_get(settings: Settings, storage: MemoryStorage) -> httpx.Response:
+    async with _client_for(settings, storage) as client:
+        created = await client.post(
+            "/api/v1/images/upload", files={"file": ("a.png", images.png(), "image/png")}
+        )
+        assert created.status_code == 201
+        return await client.get(created.json()["url"], headers={"X-Request-ID": "trace-me"})
+
+
+async def test_a_bug_is_a_500_without_its_text(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    response = await _upload_then_get(settings, BrokenStorage(RuntimeError("secret detail")))
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-me"
+    assert response.json() == {
+        "error": {
+            "code": "INTERNAL_ERROR",
+            "message": "Internal server error",
+            "details": {},
+            "request_id": "trace-me",
+        }
+    }
+    assert "secret detail" not in response.text
+    [record] = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert record.request_id == "trace-me"  # type: ignore[attr-defined]
+
+
+async def test_unreachable_storage_is_a_503_and_health_says_so(settings: Settings) -> None:
+    storage = BrokenStorage(StorageUnavailable())
+    response = await _upload_then_get(settings, storage)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert response.headers["retry-after"]
+    async with _client_for(settings, storage) as client:
+        health = await client.get("/health")
+    assert health.status_code == 503
+    assert health.json()["components"]["storage"]["status"] == "down"
+
+
+def test_production_refuses_the_default_jwt_secret(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="JWT_SECRET"):
+        Settings(_env_file=None, environment="production", data_dir=tmp_path)  # type: ignore[call-arg]
+    Settings(_env_file=None, environment="production", data_dir=tmp_path, jwt_secret="s" * 32)  # type: ignore[call-arg]
