@@ -9,7 +9,7 @@ PORT ?= 8000
 
 run: install ## install, migrate and serve the embedded shape on http://127.0.0.1:8000
 	cd $(BACKEND) && $(UV) run --frozen chitram migrate
-	cd $(BACKEND) && $(UV) run --frozen chitram serve --host $(HOST) --port $(PORT)
+	cd $(BACKEND) && LOG_FORMAT=$${LOG_FORMAT:-console} $(UV) run --frozen chitram serve --host $(HOST) --port $(PORT)
 
 test: install ## install and run the whole suite (CHITRAM_REQUIRE_SERVICES=1 fails on missing services)
 	cd $(BACKEND) && $(UV) run --frozen ruff check .
