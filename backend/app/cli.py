@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -40,6 +41,7 @@ def _serve(host: str, port: int, workers: int, settings: Settings) -> int:
     import uvicorn
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["WEB_PROCESSES"] = str(workers)  # read by each worker's Settings
     uvicorn.run(
         "app.main:create_app_from_env",
         factory=True,

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
 
+    # How many processes serve this database; `chitram serve --workers` sets it. A cache
+    # inside one process is only correct while it is the only one.
+    web_processes: int = Field(default=1, ge=1)
+    metadata_cache_ttl_seconds: float = 60.0
     idempotency_ttl_seconds: int = 24 * 3600
     reconcile_grace_seconds: int = 3600
     small_file_bytes: int = 512 * 1024

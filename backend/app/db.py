@@ -31,10 +31,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_deferred(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
-
-
 def _begin_immediate(conn: Any) -> None:
     # A write transaction takes SQLite's write lock up front, so it waits (busy_timeout)
     # instead of failing when it later upgrades from a stale read snapshot.
@@ -48,7 +44,10 @@ def _make_engine(url: str, *, writer: bool) -> AsyncEngine:
     # in the pool is cheaper than spinning on SQLITE_BUSY.
     engine = create_async_engine(url, pool_size=1 if writer else 8, max_overflow=0)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    event.listen(engine.sync_engine, "begin", _begin_immediate if writer else _begin_deferred)
+    if writer:
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
+    # Readers run each statement in autocommit: one statement is consistent by itself, and
+    # every BEGIN/ROLLBACK is another thread hop through aiosqlite.
     return engine
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.db import Database
+from app.images.cache import InProcessCache, MetadataCache, NoCache
 from app.images.service import ImageService
 from app.images.serving import ObjectCache
 from app.storage import Storage
@@ -46,8 +47,15 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
         database=database,
         storage=storage,
         object_cache=ObjectCache(settings.object_cache_bytes),
-        images=ImageService(settings, database, storage),
+        images=ImageService(settings, database, storage, build_metadata_cache(settings)),
     )
+
+
+def build_metadata_cache(settings: Settings) -> MetadataCache:
+    """In-process while this is the only process; otherwise none (until Redis is set)."""
+    if settings.web_processes == 1:
+        return InProcessCache(ttl=settings.metadata_cache_ttl_seconds)
+    return NoCache()
 
 
 async def close_resources(resources: Resources) -> None:

@@ -79,12 +79,15 @@ async def upload_batch(
 
 
 @router.get("/{image_id}", response_model=ImageRead, responses=errors(404, 422))
-async def get_image(
-    image_id: uuid.UUID, service: ImageServiceDep, base: BaseUrlDep, response: Response
-) -> ImageRead:
-    """An image's metadata."""
-    response.headers["X-Cache"] = "BYPASS"
-    return service.read(await service.get(image_id), base)
+async def get_image(image_id: uuid.UUID, service: ImageServiceDep, base: BaseUrlDep) -> Response:
+    """An image's metadata; `X-Cache` says whether the cache answered."""
+    image, cache_result = await service.get(image_id)
+    # Serialised here, once: the schema already validated it (FastAPI would do it again).
+    return Response(
+        service.read(image, base).model_dump_json(),
+        media_type="application/json",
+        headers={"X-Cache": cache_result},
+    )
 
 
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.db import Database
 from app.errors import AppError, InvalidRequest, ValidationFailed
 from app.images import repository, tokens
+from app.images.cache import CachedImage, CacheResult, MetadataCache
 from app.images.errors import (
     DeleteTokenRequired,
     FileTooLarge,
@@ -62,10 +63,13 @@ class UploadRequest:
 class ImageService:
     """Upload, read and delete images over one database and one storage backend."""
 
-    def __init__(self, settings: Settings, database: Database, storage: Storage) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, storage: Storage, cache: MetadataCache
+    ) -> None:
         self.settings = settings
         self.database = database
         self.storage = storage
+        self.cache = cache
         # Validation decodes images: at most one per core at a time bounds memory and CPU.
         self._cpu = anyio.CapacityLimiter(os.cpu_count() or 2)
 
@@ -249,18 +253,23 @@ class ImageService:
 
     # ---- read ---------------------------------------------------------------------------
 
-    async def get(self, image_id: uuid.UUID) -> Image:
-        async with self.database.reader() as session:
-            image = await repository.get_image(session, image_id)
+    async def get(self, image_id: uuid.UUID) -> tuple[CachedImage, CacheResult]:
+        """The image's public metadata, through the cache, and whether the cache had it."""
+        image, result = await self.cache.get_or_load(image_id, self._load)
         if image is None:
             raise ImageNotFound()
-        return image
+        return image, result
+
+    async def _load(self, image_id: uuid.UUID) -> CachedImage | None:
+        async with self.database.reader() as session:
+            image = await repository.get_image(session, image_id)
+        return None if image is None else _cached(image)
 
     async def served_object(self, image_id: uuid.UUID) -> ServedObject:
-        image = await self.get(image_id)
+        image, _ = await self.get(image_id)
         return ServedObject(
-            key=object_key(image.blob_sha256),
-            sha256=image.blob_sha256,
+            key=object_key(image.sha256),
+            sha256=image.sha256,
             size=image.file_size,
             content_type=image.content_type,
             filename=image.filename,
@@ -291,23 +300,24 @@ class ImageService:
                 await repository.delete_blob(session, sha256)
                 removed = object_key(sha256)
                 await self.storage.delete(removed)
+        await self.cache.invalidate(image_id)
         log.info("image deleted", extra={"image_id": str(image_id)})
         return removed
 
     # ---- presentation -------------------------------------------------------------------
 
-    def read(self, image: Image, base_url: str) -> ImageRead:
+    def read(self, image: CachedImage, base_url: str) -> ImageRead:
         return ImageRead(**self._fields(image, base_url))
 
     def _uploaded(self, image: Image, base_url: str, token: str) -> ImageUploaded:
         url = self._file_url(image.id, base_url)
         return ImageUploaded(
-            **self._fields(image, base_url),
+            **self._fields(_cached(image), base_url),
             delete_token=token,
             delete_url=self._delete_url(image.id, url, token),
         )
 
-    def _fields(self, image: Image, base_url: str) -> dict[str, object]:
+    def _fields(self, image: CachedImage, base_url: str) -> dict[str, object]:
         base = self.settings.public_base_url or base_url
         return {
             "id": image.id,
@@ -317,7 +327,7 @@ class ImageService:
             "width": image.width,
             "height": image.height,
             "frames": image.frames,
-            "checksum": image.checksum,
+            "checksum": f"sha256:{image.sha256}",
             "created_at": image.created_at,
             "url": self._file_url(image.id, base),
             "thumbnail_status": image.thumbnail_status,
@@ -333,3 +343,18 @@ class ImageService:
     @staticmethod
     def _delete_url(image_id: uuid.UUID, file_url: str, token: str) -> str:
         return f"{file_url.removesuffix('/file')}?delete_token={token}"
+
+
+def _cached(image: Image) -> CachedImage:
+    return CachedImage(
+        id=image.id,
+        filename=image.filename,
+        content_type=image.content_type,
+        file_size=image.file_size,
+        width=image.width,
+        height=image.height,
+        frames=image.frames,
+        sha256=image.blob_sha256,
+        created_at=image.created_at,
+        thumbnail_status=image.thumbnail_status,
+    )

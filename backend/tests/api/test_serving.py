@@ -159,3 +159,34 @@ async def test_public_base_url_is_used_for_links(
     ).json()
     assert body["url"] == f"https://img.example.org/api/v1/images/{body['id']}/file"
     assert body["delete_url"].startswith(f"https://img.example.org/api/v1/images/{body['id']}?")
+
+
+async def test_metadata_cache_hits_and_delete_invalidates(client: httpx.AsyncClient) -> None:
+    body = (
+        await client.post("/api/v1/images/upload", files={"file": ("c.png", images.png(7, 7))})
+    ).json()
+    path = f"/api/v1/images/{body['id']}"
+    assert (await client.get(path)).headers["x-cache"] == "MISS"
+    cached = await client.get(path)
+    assert cached.headers["x-cache"] == "HIT"
+    assert cached.json()["id"] == body["id"]
+    assert (await client.get(body["url"])).status_code == 200
+    assert (await client.delete(body["delete_url"])).status_code == 204
+    assert (await client.get(path)).status_code == 404
+    assert (await client.get(body["url"])).status_code == 404
+
+
+class TestSeveralProcesses:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, object]:
+        return {"web_processes": 2}
+
+    async def test_no_in_process_cache_when_other_processes_serve(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        body = (
+            await client.post("/api/v1/images/upload", files={"file": ("c.png", images.png())})
+        ).json()
+        for _ in range(2):
+            response = await client.get(f"/api/v1/images/{body['id']}")
+            assert response.headers["x-cache"] == "BYPASS"

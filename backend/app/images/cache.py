@@ -1,0 +1,122 @@
+"""Cache-aside for image metadata: the public fields only, keyed by image id.
+
+Without Redis the cache lives in this process, which is only correct while this is the
+only process answering for the database; `build_metadata_cache` disables it otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+CacheResult = Literal["HIT", "MISS", "BYPASS"]
+
+
+@dataclass(frozen=True, slots=True)
+class CachedImage:
+    """The public, URL-independent fields of an image (never tokens or addresses)."""
+
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    file_size: int
+    width: int
+    height: int
+    frames: int
+    sha256: str
+    created_at: datetime
+    thumbnail_status: str
+
+
+Loader = Callable[[uuid.UUID], Awaitable[CachedImage | None]]
+
+
+class MetadataCache(Protocol):
+    async def get_or_load(
+        self, image_id: uuid.UUID, load: Loader
+    ) -> tuple[CachedImage | None, CacheResult]:
+        """The cached value, or `load`'s (stored for the next reader) and how it was found."""
+        ...
+
+    async def invalidate(self, image_id: uuid.UUID) -> None:
+        """Forget `image_id`; call after the commit that changed or deleted it."""
+        ...
+
+
+class NoCache:
+    """Every read goes to the database."""
+
+    async def get_or_load(
+        self, image_id: uuid.UUID, load: Loader
+    ) -> tuple[CachedImage | None, CacheResult]:
+        return await load(image_id), "BYPASS"
+
+    async def invalidate(self, image_id: uuid.UUID) -> None:
+        return None
+
+
+class InProcessCache:
+    """A bounded TTL cache with negative entries and single-flight loads.
+
+    A load that started before an invalidation of the same id never stores its result,
+    so a delete that races a slow miss cannot resurrect the image.
+    """
+
+    def __init__(
+        self, *, max_entries: int = 10_000, ttl: float = 300.0, negative_ttl: float = 5.0
+    ) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self._entries: OrderedDict[uuid.UUID, tuple[float, CachedImage | None]] = OrderedDict()
+        self._loading: dict[uuid.UUID, asyncio.Task[CachedImage | None]] = {}
+        self._invalidated_at: dict[uuid.UUID, float] = {}
+
+    async def get_or_load(
+        self, image_id: uuid.UUID, load: Loader
+    ) -> tuple[CachedImage | None, CacheResult]:
+        entry = self._entries.get(image_id)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1], "HIT"
+        task = self._loading.get(image_id)
+        if task is None:
+            # The load runs as its own task, so a caller that goes away cannot cancel it
+            # for the others waiting on the same id.
+            task = asyncio.create_task(self._load(image_id, load, time.monotonic()))
+            self._loading[image_id] = task
+            task.add_done_callback(lambda done: self._finished(image_id, done))
+        return await asyncio.shield(task), "MISS"
+
+    async def _load(self, image_id: uuid.UUID, load: Loader, started: float) -> CachedImage | None:
+        value = await load(image_id)
+        if self._invalidated_at.get(image_id, -1.0) < started:
+            self._store(image_id, value)
+        return value
+
+    def _finished(self, image_id: uuid.UUID, task: asyncio.Task[CachedImage | None]) -> None:
+        self._loading.pop(image_id, None)
+        if not task.cancelled():
+            task.exception()  # mark it retrieved: the waiters re-raise it, if any remain
+
+    def _store(self, image_id: uuid.UUID, value: CachedImage | None) -> None:
+        ttl = self.ttl if value is not None else self.negative_ttl
+        self._entries[image_id] = (time.monotonic() + ttl, value)
+        self._entries.move_to_end(image_id)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    async def invalidate(self, image_id: uuid.UUID) -> None:
+        self._entries.pop(image_id, None)
+        now = time.monotonic()
+        self._invalidated_at[image_id] = now
+        if len(self._invalidated_at) > self.max_entries:
+            # Loads never outlive a minute (database timeouts are shorter), so older marks
+            # cannot matter any more.
+            horizon = now - 60.0
+            self._invalidated_at = {k: t for k, t in self._invalidated_at.items() if t > horizon}
