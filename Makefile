@@ -29,6 +29,7 @@ migrate: install
 	cd $(BACKEND) && $(UV) run --frozen chitram migrate
 
 bench: install ## the speed and memory benchmarks (see backend/bench/README.md)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	cd $(BACKEND) && $(UV) run --frozen python -m bench.run_all
 
 clean:

@@ -1,0 +1,2 @@
+-- GET the URL given on the command line; no response() hook, so wrk never copies the
+-- bodies into Lua (that would cost the load generator more than the server).
