@@ -74,8 +74,13 @@ async def get_caller(request: Request, settings: SettingsDep) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-async def base_url(request: Request) -> str:
+def request_base_url(request: Request) -> str:
+    """Scheme, host and root path of this request, without a trailing slash."""
     return str(request.base_url).rstrip("/")
+
+
+async def base_url(request: Request) -> str:
+    return request_base_url(request)
 
 
 BaseUrlDep = Annotated[str, Depends(base_url)]

@@ -24,6 +24,19 @@ class AppError(Exception):
         self.headers = headers or {}
         super().__init__(self.detail_message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (the CPU pool); subclasses' __init__ signatures
+        # differ, so rebuild from the fields instead of from args.
+        return _rebuild, (type(self), self.detail_message, self.details, self.headers)
+
+
+def _rebuild(
+    cls: type[AppError], message: str, details: dict[str, Any], headers: dict[str, str]
+) -> AppError:
+    error = cls.__new__(cls)
+    AppError.__init__(error, message, details=details, headers=headers)
+    return error
+
 
 class ValidationFailed(AppError):
     status_code = 422

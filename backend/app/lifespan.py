@@ -11,6 +11,7 @@ import PIL.Image
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.cpu import CpuPool
 from app.db import Database
 from app.images.cache import InProcessCache, MetadataCache, NoCache
 from app.images.service import ImageService
@@ -27,6 +28,7 @@ class Resources:
     database: Database
     storage: Storage
     object_cache: ObjectCache
+    cpu: CpuPool
     images: ImageService
 
 
@@ -42,12 +44,15 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
     PIL.Image.MAX_IMAGE_PIXELS = max(PIL.Image.MAX_IMAGE_PIXELS or 0, settings.max_image_pixels)
     database = Database(settings.resolved_database_url)
     storage = storage or await build_storage(settings)
+    cpu = CpuPool()
+    await cpu.start()
     return Resources(
         settings=settings,
         database=database,
         storage=storage,
         object_cache=ObjectCache(settings.object_cache_bytes),
-        images=ImageService(settings, database, storage, build_metadata_cache(settings)),
+        cpu=cpu,
+        images=ImageService(settings, database, storage, build_metadata_cache(settings), cpu),
     )
 
 
@@ -59,6 +64,7 @@ def build_metadata_cache(settings: Settings) -> MetadataCache:
 
 
 async def close_resources(resources: Resources) -> None:
+    resources.cpu.close()
     await resources.storage.close()
     await resources.database.dispose()
 

@@ -88,19 +88,40 @@ def embedded_server(log_level: str = "WARNING", **extra_env: str) -> Iterator[Se
             **extra_env,
         }
         with live_server(env, Path(tmp)) as live:
-            _check_single_process(live.process.pid)
+            _check_server(live.process.pid)
             yield Server(live, data_dir)
 
 
-def _check_single_process(pid: int) -> None:
+def _check_server(pid: int) -> None:
+    """The pid is `chitram serve` itself (its only children are the CPU pool's workers)."""
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     if not any(part.endswith(b"chitram") for part in cmdline) or b"serve" not in cmdline:
         raise RuntimeError(f"pid {pid} is not `chitram serve`: {cmdline!r}")
-    children = [
-        stat.parent.name for stat in Path("/proc").glob("[0-9]*/stat") if _parent_pid(stat) == pid
-    ]
-    if children:
-        raise RuntimeError(f"`chitram serve` (pid {pid}) has child processes {children}")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (the server and its CPU-pool workers)."""
+    parents = {
+        int(stat.parent.name): _parent_pid(stat) for stat in Path("/proc").glob("[0-9]*/stat")
+    }
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def tree_status_kb(pid: int, field: str) -> int:
+    """A /proc status field summed over the server's process tree (0 for vanished ones).
+
+    Summing VmHWM over processes gives an upper bound of the tree's peak."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            total += proc_status_kb(member, field)
+        except (OSError, ValueError, KeyError):
+            continue
+    return total
 
 
 def _parent_pid(stat: Path) -> int | None:
@@ -200,7 +221,12 @@ def proc_status_kb(pid: int, field: str) -> int:
 
 
 def reset_peak_rss(pid: int) -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False when the kernel refuses."""
+    """Reset VmHWM to the current RSS in the whole process tree; False when refused."""
+    results = [_reset_one(member) for member in process_tree(pid)]  # reset every one
+    return all(results)
+
+
+def _reset_one(pid: int) -> bool:
     try:
         Path(f"/proc/{pid}/clear_refs").write_text("5")
     except OSError:

@@ -32,9 +32,9 @@ from bench.common import (
     machine_info,
     multipart_file,
     print_table,
-    proc_status_kb,
     reset_peak_rss,
     timestamp,
+    tree_status_kb,
     write_results,
 )
 
@@ -64,7 +64,7 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            kb = proc_status_kb(self.pid, "VmRSS")
+            kb = tree_status_kb(self.pid, "VmRSS")
             self.samples.append((time.monotonic() - self._started, kb))
             time.sleep(self.interval)
 
@@ -118,16 +118,16 @@ def run_burst(
     forms = _forms(jpeg, 1000 * (number + 1), args.uploads)  # built before the baseline
     time.sleep(args.settle)
     hwm_reset = reset_peak_rss(server.pid)
-    baseline = proc_status_kb(server.pid, "VmRSS")
+    baseline = tree_status_kb(server.pid, "VmRSS")
     sampler = RssSampler(server.pid, args.interval)
     sampler.start()
     try:
         results, seconds = asyncio.run(_burst(server, forms, args.concurrency))
     finally:
         sampler.stop()
-    hwm = proc_status_kb(server.pid, "VmHWM")
+    hwm = tree_status_kb(server.pid, "VmHWM")
     time.sleep(args.settle)
-    after = proc_status_kb(server.pid, "VmRSS")
+    after = tree_status_kb(server.pid, "VmRSS")
     statuses = [status for status, _, _ in results]
     checksums = {checksum for _, checksum, _ in results if checksum}
     peak = max(sampler.peak_kb, hwm if hwm_reset else 0)
@@ -187,12 +187,12 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     bursts: list[dict[str, Any]] = []
     with embedded_server(args.log_level, **args.server_env) as server:
         print(f"server pid {server.pid} at {server.url}; JPEG {len(jpeg)} bytes", flush=True)
-        startup_kb = proc_status_kb(server.pid, "VmRSS")
+        startup_kb = tree_status_kb(server.pid, "VmRSS")
         warmup = asyncio.run(_burst(server, _forms(jpeg, 1, args.warmup_uploads), 1))[0]
         if any(status != 201 for status, _, _ in warmup):
             raise RuntimeError(f"warm-up uploads failed: {[s for s, _, _ in warmup]}")
         time.sleep(args.settle)
-        initial_kb = proc_status_kb(server.pid, "VmRSS")
+        initial_kb = tree_status_kb(server.pid, "VmRSS")
         for number in range(1, args.bursts + 1):
             print(f"burst {number}: {args.uploads} uploads, concurrency {args.concurrency}")
             bursts.append(run_burst(server, jpeg, number, args, initial_kb))

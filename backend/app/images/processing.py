@@ -1,4 +1,4 @@
-"""The CPU-bound part of an upload: validate, strip metadata, hash. Runs in a thread."""
+"""The CPU-bound part of an upload: validate, strip metadata, hash. Runs in a worker process."""
 
 from __future__ import annotations
 
@@ -19,17 +19,38 @@ class ProcessedUpload:
     path: Path  # the bytes to store
 
 
-def process_upload(path: Path, raw_sha256: str, settings: Settings) -> ProcessedUpload:
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The settings an upload is checked against (small, so cheap to send to a worker)."""
+
+    allowed_formats: tuple[str, ...]
+    max_pixels: int
+    max_side: int
+    max_frames: int
+    strip_metadata: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            allowed_formats=settings.allowed_formats,
+            max_pixels=settings.max_image_pixels,
+            max_side=settings.max_image_side,
+            max_frames=settings.max_frames,
+            strip_metadata=settings.strip_metadata,
+        )
+
+
+def process_upload(path: Path, raw_sha256: str, limits: Limits) -> ProcessedUpload:
     """Probe the spooled file and strip location metadata in place when there is any."""
     data = path.read_bytes()
     info = probe(
         data,
-        allowed_formats=settings.allowed_formats,
-        max_pixels=settings.max_image_pixels,
-        max_side=settings.max_image_side,
-        max_frames=settings.max_frames,
+        allowed_formats=limits.allowed_formats,
+        max_pixels=limits.max_pixels,
+        max_side=limits.max_side,
+        max_frames=limits.max_frames,
     )
-    stored = strip_metadata(data, info.format) if settings.strip_metadata else data
+    stored = strip_metadata(data, info.format) if limits.strip_metadata else data
     if stored is data:
         return ProcessedUpload(info, raw_sha256, len(data), path)
     path.write_bytes(stored)

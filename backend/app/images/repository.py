@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,10 +53,10 @@ async def delete_blob(session: AsyncSession, sha256: str) -> None:
     await session.execute(delete(Blob).where(Blob.sha256 == sha256))
 
 
-async def add_image(session: AsyncSession, image: Image) -> Image:
-    session.add(image)
-    await session.flush()
-    return image
+async def insert_image(session: AsyncSession, image: Image) -> None:
+    """Insert a new row with one Core statement (no unit-of-work flush on the hot path)."""
+    values = {column.key: getattr(image, column.key) for column in Image.__table__.columns}
+    await session.execute(insert(Image).values(**values))
 
 
 async def delete_image(session: AsyncSession, image: Image) -> None:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import anyio
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.cpu import CpuPool, WorkerCrashed
 from app.db import Database
-from app.errors import AppError, InvalidRequest, ValidationFailed
+from app.errors import AppError, InvalidRequest, ServiceUnavailable, ValidationFailed
 from app.images import repository, tokens
 from app.images.cache import CachedImage, CacheResult, MetadataCache
 from app.images.errors import (
@@ -25,10 +23,11 @@ from app.images.errors import (
     FileTooLarge,
     ImageNotFound,
     InvalidDeleteToken,
+    InvalidFileFormat,
 )
 from app.images.filenames import safe_filename
 from app.images.ingest import MULTIPART_OVERHEAD, MultipartIngest, ReceivedFile
-from app.images.processing import ProcessedUpload, process_upload
+from app.images.processing import Limits, process_upload
 from app.images.schemas import BatchResult, ImageRead, ImageUploaded, Thumbnails
 from app.images.serving import ServedObject
 from app.models import Image, ThumbnailStatus
@@ -64,14 +63,20 @@ class ImageService:
     """Upload, read and delete images over one database and one storage backend."""
 
     def __init__(
-        self, settings: Settings, database: Database, storage: Storage, cache: MetadataCache
+        self,
+        settings: Settings,
+        database: Database,
+        storage: Storage,
+        cache: MetadataCache,
+        cpu: CpuPool,
     ) -> None:
         self.settings = settings
         self.database = database
         self.storage = storage
         self.cache = cache
-        # Validation decodes images: at most one per core at a time bounds memory and CPU.
-        self._cpu = anyio.CapacityLimiter(os.cpu_count() or 2)
+        # Validation decodes images in at most one process per core: bounded CPU and memory.
+        self.cpu = cpu
+        self._limits = Limits.from_settings(settings)
 
     # ---- upload -------------------------------------------------------------------------
 
@@ -163,9 +168,12 @@ class ImageService:
     ) -> ImageUploaded:
         if received.size == 0:
             raise InvalidRequest("The file part is empty")
-        processed = await anyio.to_thread.run_sync(
-            process_upload, received.path, received.sha256, self.settings, limiter=self._cpu
-        )
+        try:
+            processed = await self.cpu.run(
+                process_upload, received.path, received.sha256, self._limits
+            )
+        except WorkerCrashed as exc:
+            raise InvalidFileFormat("The file could not be decoded safely") from exc
         token, token_digest = tokens.new_delete_token()
         image = Image(
             id=uuid.uuid4(),
@@ -182,34 +190,34 @@ class ImageService:
             created_at=utcnow(),
         )
         response = self._uploaded(image, request.base_url, token)
+        key = object_key(processed.sha256)
+        # The heavy write happens before the lock (SQLite has one writer for everything);
+        # under the lock we only check that the object is still there.
+        if await self.storage.stat(key) is None:
+            await self.storage.put_file(key, processed.path, processed.info.content_type)
         async with self.database.transaction() as session:
-            created_object = False
+            claimed_new = False
             try:
-                created_object = await self._ensure_object(session, processed)
-                await repository.add_image(session, image)
+                claimed_new = await repository.claim_blob(
+                    session, processed.sha256, processed.size, processed.info.content_type
+                )
+                if await self.storage.stat(key) is None:
+                    # The last image with these bytes was deleted between our write and our
+                    # claim, taking the object with it. Nothing refers to it: retry is safe.
+                    raise ServiceUnavailable("The upload raced a delete; retry it", retry_after=1)
+                await repository.insert_image(session, image)
                 if key_hash is not None:
                     stored = self._for_replay(response, request)
                     await repository.save_idempotent_response(
                         session, key_hash, stored, self._idempotency_cutoff()
                     )
             except BaseException:
-                # Still under the blob lock: nobody else can be relying on this new object.
-                if created_object:
-                    await self.storage.delete(object_key(processed.sha256))
+                # Still under the blob lock: a new blob's object is referenced by no one.
+                if claimed_new:
+                    await self.storage.delete(key)
                 raise
         log.info("image uploaded", extra={"image_id": str(image.id), "bytes": image.file_size})
         return response
-
-    async def _ensure_object(self, session: AsyncSession, processed: ProcessedUpload) -> bool:
-        """Claim the blob row (a lock) and make sure its object exists; True if we wrote it."""
-        key = object_key(processed.sha256)
-        is_new = await repository.claim_blob(
-            session, processed.sha256, processed.size, processed.info.content_type
-        )
-        if not is_new and await self.storage.stat(key) is not None:
-            return False
-        await self.storage.put_file(key, processed.path, processed.info.content_type)
-        return is_new
 
     # ---- idempotency --------------------------------------------------------------------
 

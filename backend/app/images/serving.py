@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -97,6 +98,12 @@ async def serve(
 
 
 def _base_headers(obj: ServedObject, download: bool) -> dict[str, str]:
+    return dict(_headers_of(obj, download))
+
+
+@functools.lru_cache(maxsize=4096)
+def _headers_of(obj: ServedObject, download: bool) -> dict[str, str]:
+    # Pure function of an immutable object: computed once per hot image, copied per response.
     return {
         "etag": f'"{obj.sha256}"',
         "last-modified": format_datetime(obj.modified_at, usegmt=True),
