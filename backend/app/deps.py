@@ -17,9 +17,14 @@ from app.lifespan import Resources
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
-async def get_resources(request: Request) -> Resources:
+def resources_of(request: Request) -> Resources:
+    """The lifespan's resources; for hot routes that skip dependency resolution."""
     resources: Resources = request.state.resources
     return resources
+
+
+async def get_resources(request: Request) -> Resources:
+    return resources_of(request)
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]

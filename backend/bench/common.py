@@ -239,19 +239,29 @@ def _reset_one(pid: int) -> bool:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _machine_cpu_s() -> tuple[float, float]:
-    """Busy and total CPU seconds of the whole machine since boot (all cores)."""
+def _machine_cpu_s() -> tuple[float, float, float]:
+    """Busy, total and stolen CPU seconds of the whole machine since boot (all cores).
+
+    Steal is time the hypervisor gave our virtual cores to someone else: on a shared
+    host it can take a third of the machine, and every figure measured then is low."""
     with open("/proc/stat") as stat:
         fields = [int(v) for v in stat.readline().split()[1:]]
     user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
     busy = user + nice + system + irq + softirq + steal
-    return busy / _TICK, (busy + idle + iowait) / _TICK
+    return busy / _TICK, (busy + idle + iowait) / _TICK, steal / _TICK
 
 
 def process_cpu_s(pid: int) -> float:
-    """User plus system CPU seconds used so far by `pid` (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    """User plus system CPU seconds used so far by `pid` and its live descendants (the
+    CPU pool's workers count as the server)."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return total
 
 
 class CpuMeter:
@@ -275,24 +285,39 @@ class CpuMeter:
         return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
     def __enter__(self) -> CpuMeter:
-        busy, total = _machine_cpu_s()
-        self._start = (time.monotonic(), process_cpu_s(self.server_pid), busy, total, *self._own())
+        busy, total, steal = _machine_cpu_s()
+        self._start = (
+            time.monotonic(),
+            process_cpu_s(self.server_pid),
+            busy,
+            total,
+            steal,
+            *self._own(),
+        )
         self.result: dict[str, float] = {}
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        busy, total = _machine_cpu_s()
-        now = (time.monotonic(), process_cpu_s(self.server_pid), busy, total, *self._own())
-        wall, server, busy_s, total_s, me, kids = (
+        busy, total, steal = _machine_cpu_s()
+        now = (
+            time.monotonic(),
+            process_cpu_s(self.server_pid),
+            busy,
+            total,
+            steal,
+            *self._own(),
+        )
+        wall, server, busy_s, total_s, steal_s, me, kids = (
             b - a for a, b in zip(self._start, now, strict=True)
         )
-        other = max(0.0, busy_s - server - me - kids)
+        other = max(0.0, busy_s - steal_s - server - me - kids)
         self.result = {
             "wall_s": round(wall, 3),
             "cores": round(total_s / wall, 2) if wall else 0.0,
             "server_cores": round(server / wall, 2) if wall else 0.0,
             "load_generator_cores": round((me + kids) / wall, 2) if wall else 0.0,
             "other_cores": round(other / wall, 2) if wall else 0.0,
+            "steal_cores": round(steal_s / wall, 2) if wall else 0.0,
             "idle_cores": round((total_s - busy_s) / wall, 2) if wall else 0.0,
         }
 

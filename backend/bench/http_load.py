@@ -421,12 +421,13 @@ def print_report(report: dict[str, Any]) -> None:
                 f"{r['cpu_cores']['server_cores']:.2f}",
                 f"{r['cpu_cores']['load_generator_cores']:.2f}",
                 f"{r['cpu_cores']['other_cores']:.2f}",
+                f"{r['cpu_cores'].get('steal_cores', 0.0):.2f}",
                 f">= {r['target_requests_per_s']:g}",
                 "PASS" if r["meets_target"] else "MISS",
             ]
         )
     headers = ["scenario", "log", "conns", "req/s", "p50 ms", "p90 ms", "p99 ms"]
-    more = ["non-2xx", "sock err", "srv cpu", "wrk cpu", "other", "target", ""]
+    more = ["non-2xx", "sock err", "srv cpu", "wrk cpu", "other", "steal", "target", ""]
     print_table([*headers, *more], rows)
     busy = [r for r in report["results"] if r["cpu_cores"]["other_cores"] > OTHER_CPU_WARNING]
     if busy:
@@ -434,6 +435,13 @@ def print_report(report: dict[str, Any]) -> None:
         print(
             f"WARNING: other processes used more than {OTHER_CPU_WARNING} cores during {names}:"
             " the machine was not quiet, so those figures understate the server."
+        )
+    stolen = [r for r in report["results"] if r["cpu_cores"].get("steal_cores", 0.0) > 0.1]
+    if stolen:
+        names = ", ".join(f"{r['scenario']}/{r['log_level']}" for r in stolen)
+        print(
+            f"WARNING: the hypervisor stole more than 0.1 cores during {names}:"
+            " those figures understate the server; rerun when the host is quieter."
         )
 
 

@@ -75,6 +75,8 @@ async def serve(
     small_file_bytes: int,
 ) -> Response:
     """A 200, 206 or 304 for `obj`, streaming large bodies and reading small ones at once."""
+    if not head and obj.size <= small_file_bytes and not _conditional(headers):
+        return await _whole_small_file(obj, download, storage, cache)
     base = _base_headers(obj, download)
     if _not_modified(obj, headers):
         return Response(status_code=304, headers=base)
@@ -90,11 +92,31 @@ async def serve(
         return Response(status_code=status, headers=base, media_type=obj.content_type)
     if obj.size <= small_file_bytes:
         data = await _small_body(obj, storage, cache)
-        return Response(
-            data[start : end + 1], status_code=status, headers=base, media_type=obj.content_type
-        )
-    body = await _started_stream(storage.stream(obj.key, start, end))
-    return StreamingResponse(body, status_code=status, headers=base, media_type=obj.content_type)
+        body = data if byte_range is None else data[start : end + 1]  # whole files: no copy
+        return Response(body, status_code=status, headers=base, media_type=obj.content_type)
+    chunks = await _started_stream(storage.stream(obj.key, start, end))
+    return StreamingResponse(chunks, status_code=status, headers=base, media_type=obj.content_type)
+
+
+async def _whole_small_file(
+    obj: ServedObject, download: bool, storage: Storage, cache: ObjectCache
+) -> Response:
+    """The hot path: a plain GET of a small file, with its headers encoded once per object."""
+    response = Response(await _small_body(obj, storage, cache), media_type=obj.content_type)
+    response.raw_headers.extend(_encoded_headers_of(obj, download))
+    return response
+
+
+def _conditional(headers: Headers) -> bool:
+    return any(name in headers for name in ("range", "if-none-match", "if-modified-since"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded_headers_of(obj: ServedObject, download: bool) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple(
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in _headers_of(obj, download).items()
+    )
 
 
 def _base_headers(obj: ServedObject, download: bool) -> dict[str, str]:
