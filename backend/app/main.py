@@ -22,7 +22,7 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
         summary="Self-hostable image hosting",
         lifespan=lifespan_for(settings, storage),
     )
-    app.include_router(images_router, prefix="/api/v1")
+    app.include_router(images_router)
     app.include_router(health.router)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

@@ -51,6 +51,7 @@ class RequestIdMiddleware:
                     "route": getattr(route, "path", None) or "<unmatched>",
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "request_id": request_id,
                 },
             )
             request_id_var.reset(token)

@@ -20,7 +20,7 @@ from app.images.schemas import BatchResponse, ImageRead, ImageUploaded
 from app.images.service import UploadRequest
 from app.openapi import errors
 
-router = APIRouter(prefix="/images", tags=["images"])
+router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
 
 def _multipart(field: str, many: bool) -> dict[str, Any]:

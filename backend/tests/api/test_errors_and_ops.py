@@ -100,3 +100,16 @@ async def test_openapi_documents_every_route_and_error(client: httpx.AsyncClient
     assert {"200", "206", "304", "404", "416"} <= set(file_get["responses"])
     assert "HTTPValidationError" not in spec.get("components", {}).get("schemas", {})
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_access_log_names_the_route_template_and_request_id(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="chitram.access")
+    await client.get(
+        "/api/v1/images/00000000-0000-4000-8000-000000000000", headers={"X-Request-ID": "r-1"}
+    )
+    [line] = [r for r in caplog.records if r.name == "chitram.access"]
+    assert line.route == "/api/v1/images/{image_id}"  # type: ignore[attr-defined]
+    assert line.status == 404  # type: ignore[attr-defined]
+    assert line.request_id == "r-1"  # type: ignore[attr-defined]
