@@ -9,14 +9,14 @@ MAX_FILENAME_CHARS = 255
 _EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
 
 
-def safe_filename(raw: str, image_format: str) -> str:
+def safe_filename(raw: str, image_format: str | None) -> str:
     """Drop path parts, control/format (bidi, zero-width) characters; cap at 255 chars."""
     name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
     name = name.replace("\t", " ")
     name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
     name = " ".join(name.split()).strip(" .")
     if not name:
-        name = f"image.{_EXTENSIONS[image_format]}"
+        name = f"image.{_EXTENSIONS[image_format]}" if image_format else "file"
     if len(name) > MAX_FILENAME_CHARS:
         stem, dot, ext = name.rpartition(".")
         if dot and 0 < len(ext) <= 10:

@@ -89,13 +89,7 @@ class ImageService:
                 return replay
         files = await self._receive(request, field="file", max_files=1, fail_fast=True)
         if not files:
-            raise ValidationFailed(
-                details={
-                    "errors": [
-                        {"loc": ["body", "file"], "msg": "Field required", "type": "missing"}
-                    ]
-                }
-            )
+            raise _missing_field("file")
         received = files[0]
         try:
             return await self._store(received, request, key_hash)
@@ -116,13 +110,7 @@ class ImageService:
             request, field="files", max_files=self.settings.max_batch_files, fail_fast=False
         )
         if not files:
-            raise ValidationFailed(
-                details={
-                    "errors": [
-                        {"loc": ["body", "files"], "msg": "Field required", "type": "missing"}
-                    ]
-                }
-            )
+            raise _missing_field("files")
         results = []
         try:
             for received in files:
@@ -144,7 +132,8 @@ class ImageService:
                 details=exc.details,
                 request_id=request.request_id,
             )
-            return BatchResult(filename=received.filename, status=exc.status_code, error=error)
+            filename = safe_filename(received.filename, None)
+            return BatchResult(filename=filename, status=exc.status_code, error=error)
         return BatchResult(filename=image.filename, status=201, image=image)
 
     async def _receive(
@@ -366,3 +355,9 @@ def _cached(image: Image) -> CachedImage:
         created_at=image.created_at,
         thumbnail_status=image.thumbnail_status,
     )
+
+
+def _missing_field(name: str) -> ValidationFailed:
+    """The same 422 FastAPI gives for a missing form field."""
+    problem = {"loc": ["body", name], "msg": "Field required", "type": "missing"}
+    return ValidationFailed(details={"errors": [problem]})

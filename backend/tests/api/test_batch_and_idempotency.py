@@ -20,7 +20,7 @@ def settings_overrides() -> dict[str, object]:
 async def test_batch_reports_each_file_on_its_own(client: httpx.AsyncClient) -> None:
     files = [
         ("files", ("good.png", images.png(), "image/png")),
-        ("files", ("fake.png", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/png")),
+        ("files", ("../fa\u202eke.png", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/png")),
         ("files", ("big.jpg", images.noisy_jpeg(300, 300), "image/jpeg")),
     ]
     response = await client.post("/api/v1/images/batch", files=files)
