@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-from sqlalchemy import event, text
+import anyio
+import anyio.from_thread
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
 
 from app.errors import ServiceUnavailable
 
@@ -51,12 +54,45 @@ def _make_engine(url: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+class RunAsync(Protocol):
+    """Calls an async function from inside a sync unit of work and returns its result."""
+
+    def __call__(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+def _from_thread(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    async def call() -> T:
+        return await fn(*args, **kwargs)
+
+    return anyio.from_thread.run(call)
+
+
+def _from_greenlet(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    return await_only(fn(*args, **kwargs))
+
+
+def _sync_sqlite_writer(url: str) -> Engine:
+    engine = create_engine(
+        url.replace("sqlite+aiosqlite", "sqlite", 1), pool_size=1, max_overflow=0
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _begin_immediate)
+    return engine
+
+
 class Database:
     """Owns the engines; hands out sessions for reads and for one-transaction writes."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # SQLite's hot writes run as one sync unit of work in one thread hop (see `write`).
+        self._sync_writer = _sync_sqlite_writer(url) if self.is_sqlite else None
+        self._write_slot = anyio.CapacityLimiter(1)
         self.write_engine = _make_engine(url, writer=True)
         self.read_engine = _make_engine(url, writer=False) if self.is_sqlite else self.write_engine
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
@@ -67,6 +103,27 @@ class Database:
         """One unit of work: committed when the block ends, rolled back on error."""
         async with _unavailable_on_connection_error(), self._writer() as session, session.begin():
             yield session
+
+    async def write(self, work: Callable[[Connection, RunAsync], T]) -> T:
+        """Run `work(connection, run_async)` as one transaction: committed when it returns.
+
+        On SQLite the whole unit runs in one thread hop on a sync connection: statement by
+        statement through aiosqlite, each a hop of its own, the single write lock was held
+        for many event-loop turns. On PostgreSQL it runs through `run_sync` on the async
+        connection. `run_async` lets the work await storage calls while it holds the lock.
+        """
+        async with _unavailable_on_connection_error():
+            if self._sync_writer is not None:
+                return await anyio.to_thread.run_sync(
+                    self._write_in_thread, work, limiter=self._write_slot
+                )
+            async with self.write_engine.begin() as connection:
+                return await connection.run_sync(work, _from_greenlet)
+
+    def _write_in_thread(self, work: Callable[[Connection, RunAsync], T]) -> T:
+        assert self._sync_writer is not None
+        with self._sync_writer.begin() as connection:
+            return work(connection, _from_thread)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
@@ -82,6 +139,8 @@ class Database:
         return (time.perf_counter() - started) * 1000
 
     async def dispose(self) -> None:
+        if self._sync_writer is not None:
+            await anyio.to_thread.run_sync(self._sync_writer.dispose)
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()

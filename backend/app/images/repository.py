@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Blob, IdempotencyRecord, Image
+from app.models.base import utcnow
 
 
 async def get_image(session: AsyncSession, image_id: uuid.UUID) -> Image | None:
@@ -21,22 +22,22 @@ async def get_image_for_update(session: AsyncSession, image_id: uuid.UUID) -> Im
     return result.scalar_one_or_none()
 
 
-async def claim_blob(session: AsyncSession, sha256: str, size: int, content_type: str) -> bool:
+def claim_blob(connection: Connection, sha256: str, size: int, content_type: str) -> bool:
     """Insert the blob row or lock the existing one; True when it is new.
 
     Holding this row lock serialises uploads and deletes of the same content, so a
     delete can never remove an object that a concurrent upload is about to reference.
     """
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    inserted = await session.execute(
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    inserted = connection.execute(
         dialect.insert(Blob)
-        .values(sha256=sha256, size=size, content_type=content_type)
+        .values(sha256=sha256, size=size, content_type=content_type, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=[Blob.sha256])
         .returning(Blob.sha256)
     )
     if inserted.first() is not None:
         return True
-    await session.execute(select(Blob.sha256).where(Blob.sha256 == sha256).with_for_update())
+    connection.execute(select(Blob.sha256).where(Blob.sha256 == sha256).with_for_update())
     return False
 
 
@@ -53,10 +54,10 @@ async def delete_blob(session: AsyncSession, sha256: str) -> None:
     await session.execute(delete(Blob).where(Blob.sha256 == sha256))
 
 
-async def insert_image(session: AsyncSession, image: Image) -> None:
+def insert_image(connection: Connection, image: Image) -> None:
     """Insert a new row with one Core statement (no unit-of-work flush on the hot path)."""
     values = {column.key: getattr(image, column.key) for column in Image.__table__.columns}
-    await session.execute(insert(Image).values(**values))
+    connection.execute(insert(Image).values(**values))
 
 
 async def delete_image(session: AsyncSession, image: Image) -> None:
@@ -75,19 +76,20 @@ async def get_idempotent_response(
     return result.scalar_one_or_none()
 
 
-async def save_idempotent_response(
-    session: AsyncSession, key_hash: str, body: str, not_before: datetime
+def save_idempotent_response(
+    connection: Connection, key_hash: str, body: str, not_before: datetime
 ) -> None:
     """Store the response, replacing an expired record under the same key.
 
     A live record makes the insert fail with IntegrityError: a concurrent twin won."""
-    await session.execute(
+    connection.execute(
         delete(IdempotencyRecord).where(
             IdempotencyRecord.key_hash == key_hash, IdempotencyRecord.created_at < not_before
         )
     )
-    session.add(IdempotencyRecord(key_hash=key_hash, response_json=body))
-    await session.flush()
+    connection.execute(
+        insert(IdempotencyRecord).values(key_hash=key_hash, response_json=body, created_at=utcnow())
+    )
 
 
 async def purge_idempotency(session: AsyncSession, older_than: datetime) -> int:

@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
 from app.cpu import CpuPool, WorkerCrashed
-from app.db import Database
+from app.db import Database, RunAsync
 from app.errors import AppError, InvalidRequest, ServiceUnavailable, ValidationFailed
 from app.images import repository, tokens
 from app.images.cache import CachedImage, CacheResult, MetadataCache
@@ -184,27 +185,29 @@ class ImageService:
         # under the lock we only check that the object is still there.
         if await self.storage.stat(key) is None:
             await self.storage.put_file(key, processed.path, processed.info.content_type)
-        async with self.database.transaction() as session:
-            claimed_new = False
+        replay_body = self._for_replay(response, request) if key_hash is not None else None
+
+        def commit(connection: Connection, run_async: RunAsync) -> None:
+            claimed_new = repository.claim_blob(
+                connection, processed.sha256, processed.size, processed.info.content_type
+            )
             try:
-                claimed_new = await repository.claim_blob(
-                    session, processed.sha256, processed.size, processed.info.content_type
-                )
-                if await self.storage.stat(key) is None:
+                if run_async(self.storage.stat, key) is None:
                     # The last image with these bytes was deleted between our write and our
                     # claim, taking the object with it. Nothing refers to it: retry is safe.
                     raise ServiceUnavailable("The upload raced a delete; retry it", retry_after=1)
-                await repository.insert_image(session, image)
-                if key_hash is not None:
-                    stored = self._for_replay(response, request)
-                    await repository.save_idempotent_response(
-                        session, key_hash, stored, self._idempotency_cutoff()
+                repository.insert_image(connection, image)
+                if key_hash is not None and replay_body is not None:
+                    repository.save_idempotent_response(
+                        connection, key_hash, replay_body, self._idempotency_cutoff()
                     )
             except BaseException:
                 # Still under the blob lock: a new blob's object is referenced by no one.
                 if claimed_new:
-                    await self.storage.delete(key)
+                    run_async(self.storage.delete, key)
                 raise
+
+        await self.database.write(commit)
         log.info("image uploaded", extra={"image_id": str(image.id), "bytes": image.file_size})
         return response
 
