@@ -7,7 +7,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TypedDict
 
-import PIL.Image
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -39,9 +38,6 @@ class State(TypedDict):
 async def open_resources(settings: Settings, storage: Storage | None = None) -> Resources:
     """Build the engine and storage (unless one is given); close with `close_resources`."""
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    # Our own check reads limits from headers first; Pillow's guard must not be stricter
-    # than the configured limit, or it would refuse images the operator allowed.
-    PIL.Image.MAX_IMAGE_PIXELS = max(PIL.Image.MAX_IMAGE_PIXELS or 0, settings.max_image_pixels)
     database = Database(settings.resolved_database_url)
     storage = storage or await build_storage(settings)
     cpu = CpuPool()

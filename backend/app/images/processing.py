@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from app.config import Settings
 from app.images.imaging import ImageInfo, probe
 from app.images.metadata import strip_metadata
@@ -40,8 +42,15 @@ class Limits:
         )
 
 
+PILLOW_DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
 def process_upload(path: Path, raw_sha256: str, limits: Limits) -> ProcessedUpload:
     """Probe the spooled file and strip location metadata in place when there is any."""
+    # Our own check reads the limits from headers first. Pillow's guard, process-wide in
+    # this worker, must not be stricter than the operator's limit or it would refuse
+    # images the operator allowed.
+    Image.MAX_IMAGE_PIXELS = max(PILLOW_DEFAULT_MAX_PIXELS or 0, limits.max_pixels)
     data = path.read_bytes()
     info = probe(
         data,

@@ -301,3 +301,16 @@ MAGICS = {
     "gif": b"GIF89a",
     "webp": b"RIFF\x00\x10\x00\x00WEBP",
 }
+
+
+def bilevel_png(width: int, height: int) -> bytes:
+    """A real, complete 1-bit PNG of any size: tiny on disk, one byte a pixel once decoded."""
+    compressor, row = zlib.compressobj(9), b"\x00" * (1 + (width + 7) // 8)
+    rows = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", rows)
+        + png_chunk(b"IEND", b"")
+    )
