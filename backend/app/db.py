@@ -40,17 +40,14 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _make_engine(url: str, *, writer: bool) -> AsyncEngine:
+def _async_engine(url: str) -> AsyncEngine:
+    """PostgreSQL: reads and writes. SQLite: reads only (writes go through the sync writer)."""
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-    # One writer connection per process: SQLite has one write lock anyway, and queueing
-    # in the pool is cheaper than spinning on SQLITE_BUSY.
-    engine = create_async_engine(url, pool_size=1 if writer else 8, max_overflow=0)
+    # SQLite readers run each statement in autocommit: one statement is consistent by
+    # itself, and every BEGIN/ROLLBACK would be another thread hop through aiosqlite.
+    engine = create_async_engine(url, pool_size=8, max_overflow=0)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    if writer:
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
-    # Readers run each statement in autocommit: one statement is consistent by itself, and
-    # every BEGIN/ROLLBACK is another thread hop through aiosqlite.
     return engine
 
 
@@ -76,6 +73,8 @@ def _from_greenlet(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -
 
 
 def _sync_sqlite_writer(url: str) -> Engine:
+    # One writer connection per process: SQLite has one write lock anyway, and queueing
+    # for the connection is cheaper than spinning on SQLITE_BUSY.
     engine = create_engine(
         url.replace("sqlite+aiosqlite", "sqlite", 1), pool_size=1, max_overflow=0
     )
@@ -85,24 +84,15 @@ def _sync_sqlite_writer(url: str) -> Engine:
 
 
 class Database:
-    """Owns the engines; hands out sessions for reads and for one-transaction writes."""
+    """Owns the engines; hands out read sessions and runs one-transaction writes."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        # SQLite's hot writes run as one sync unit of work in one thread hop (see `write`).
-        self._sync_writer = _sync_sqlite_writer(url) if self.is_sqlite else None
+        self.engine = _async_engine(url)
+        # SQLite writes run as one sync unit of work in one thread hop (see `write`).
+        self._sync_writer = _sync_sqlite_writer(url) if url.startswith("sqlite") else None
         self._write_slot = anyio.CapacityLimiter(1)
-        self.write_engine = _make_engine(url, writer=True)
-        self.read_engine = _make_engine(url, writer=False) if self.is_sqlite else self.write_engine
-        self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
-        self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: committed when the block ends, rolled back on error."""
-        async with _unavailable_on_connection_error(), self._writer() as session, session.begin():
-            yield session
+        self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def write(self, work: Callable[[Connection, RunAsync], T]) -> T:
         """Run `work(connection, run_async)` as one transaction: committed when it returns.
@@ -117,7 +107,7 @@ class Database:
                 return await anyio.to_thread.run_sync(
                     self._write_in_thread, work, limiter=self._write_slot
                 )
-            async with self.write_engine.begin() as connection:
+            async with self.engine.begin() as connection:
                 return await connection.run_sync(work, _from_greenlet)
 
     def _write_in_thread(self, work: Callable[[Connection, RunAsync], T]) -> T:
@@ -134,16 +124,14 @@ class Database:
     async def ping(self) -> float:
         """Round-trip a trivial query; return its latency in milliseconds."""
         started = time.perf_counter()
-        async with self.read_engine.connect() as conn:
+        async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return (time.perf_counter() - started) * 1000
 
     async def dispose(self) -> None:
         if self._sync_writer is not None:
             await anyio.to_thread.run_sync(self._sync_writer.dispose)
-        await self.write_engine.dispose()
-        if self.read_engine is not self.write_engine:
-            await self.read_engine.dispose()
+        await self.engine.dispose()
 
 
 @asynccontextmanager

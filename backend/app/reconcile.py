@@ -6,6 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy import Connection
+
+from app.db import RunAsync
 from app.images import repository
 from app.lifespan import Resources
 from app.models.base import utcnow
@@ -61,39 +64,46 @@ async def reconcile(resources: Resources, *, dry_run: bool) -> ReconcileReport:
             report.unreferenced_rows.append(sha256)
             if not dry_run:
                 await _remove_unreferenced_blob(resources, sha256)
-    async with resources.database.transaction() as session:
+    if not dry_run:
         cutoff = utcnow() - timedelta(seconds=resources.settings.idempotency_ttl_seconds)
-        if not dry_run:
-            report.idempotency_purged = await repository.purge_idempotency(session, cutoff)
+        report.idempotency_purged = await resources.database.write(
+            lambda connection, _: repository.purge_idempotency(connection, cutoff)
+        )
     return report
 
 
 async def _remove_object_if_unclaimed(resources: Resources, sha256: str, key: str) -> None:
-    async with resources.database.transaction() as session:
-        if key == object_key(sha256) and await repository.blob_exists_locked(session, sha256):
-            return  # an upload claimed it since we looked
-        await resources.storage.delete(key)
-    log.warning("removed object without a row", extra={"key": key})
+    def remove(connection: Connection, run_async: RunAsync) -> bool:
+        if key == object_key(sha256) and repository.lock_blob(connection, sha256):
+            return False  # an upload claimed it since we looked
+        run_async(resources.storage.delete, key)
+        return True
+
+    if await resources.database.write(remove):
+        log.warning("removed object without a row", extra={"key": key})
 
 
 async def _drop_rows_of_missing_object(resources: Resources, sha256: str) -> list[str]:
-    async with resources.database.transaction() as session:
-        await repository.lock_blob(session, sha256)
-        if await resources.storage.stat(object_key(sha256)) is not None:
+    def drop(connection: Connection, run_async: RunAsync) -> list[str]:
+        repository.lock_blob(connection, sha256)
+        if run_async(resources.storage.stat, object_key(sha256)) is not None:
             return []  # re-uploaded since we looked
-        images = await repository.images_of_blob(session, sha256)
-        for image in images:
-            await repository.delete_image(session, image)
-        await repository.delete_blob(session, sha256)
-    removed = [str(image.id) for image in images]
-    log.error("object missing: removed its rows", extra={"sha256": sha256, "images": removed})
+        removed = repository.delete_images_of_blob(connection, sha256)
+        repository.delete_blob(connection, sha256)
+        return removed
+
+    removed = await resources.database.write(drop)
+    if removed:
+        log.error("object missing: removed its rows", extra={"sha256": sha256, "images": removed})
     return removed
 
 
 async def _remove_unreferenced_blob(resources: Resources, sha256: str) -> None:
-    async with resources.database.transaction() as session:
-        await repository.lock_blob(session, sha256)
-        if await repository.count_blob_references(session, sha256):
+    def remove(connection: Connection, run_async: RunAsync) -> None:
+        repository.lock_blob(connection, sha256)
+        if repository.count_blob_references(connection, sha256):
             return
-        await repository.delete_blob(session, sha256)
-        await resources.storage.delete(object_key(sha256))
+        repository.delete_blob(connection, sha256)
+        run_async(resources.storage.delete, object_key(sha256))
+
+    await resources.database.write(remove)

@@ -282,24 +282,25 @@ class ImageService:
         """Remove the row and, when no other image shares it, the object, atomically.
 
         Returns the key of the object removed, if one was."""
-        removed = None
-        async with self.database.transaction() as session:
-            image = await repository.get_image_for_update(session, image_id)
-            if image is None:
+
+        def remove(connection: Connection, run_async: RunAsync) -> str | None:
+            row = repository.lock_image(connection, image_id)
+            if row is None:
                 raise ImageNotFound()
+            sha256, token_digest = row
             if not delete_token:
                 raise DeleteTokenRequired()
-            if image.delete_token_hash is None or not tokens.matches(
-                delete_token, image.delete_token_hash
-            ):
+            if token_digest is None or not tokens.matches(delete_token, token_digest):
                 raise InvalidDeleteToken()
-            sha256 = image.blob_sha256
-            await repository.lock_blob(session, sha256)
-            await repository.delete_image(session, image)
-            if await repository.count_blob_references(session, sha256) == 0:
-                await repository.delete_blob(session, sha256)
-                removed = object_key(sha256)
-                await self.storage.delete(removed)
+            repository.lock_blob(connection, sha256)
+            repository.delete_image(connection, image_id)
+            if repository.count_blob_references(connection, sha256):
+                return None
+            repository.delete_blob(connection, sha256)
+            run_async(self.storage.delete, object_key(sha256))
+            return object_key(sha256)
+
+        removed = await self.database.write(remove)
         await self.cache.invalidate(image_id)
         log.info("image deleted", extra={"image_id": str(image_id)})
         return removed
