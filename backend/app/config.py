@@ -102,9 +102,5 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'chitram.db').resolve()}"
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.resolved_database_url.startswith("sqlite")
-
-    @property
     def tmp_dir(self) -> Path:
         return self.data_dir / "tmp"

@@ -12,7 +12,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from app.errors import AppError, InternalError, MethodNotAllowed, NotFound, ValidationFailed
+from app.errors import (
+    AppError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    ValidationFailed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +33,32 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def render(request: Request, error: AppError) -> Response:
+    return _envelope(
+        request, error.status_code, error.code, error.detail_message, error.details, error.headers
+    )
+
+
+def _envelope(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     request_id = getattr(request.state, "request_id", None)
     if _wants_html(request):
-        return HTMLResponse(
-            _html_page(error.status_code, error.detail_message, request_id),
-            status_code=error.status_code,
-            headers=error.headers,
-        )
+        page = _html_page(status, message, request_id)
+        return HTMLResponse(page, status_code=status, headers=headers)
     body = {
         "error": {
-            "code": error.code,
-            "message": error.detail_message,
-            "details": error.details,
+            "code": code,
+            "message": message,
+            "details": details or {},
             "request_id": request_id,
         }
     }
-    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _app_error(request: Request, exc: AppError) -> Response:
@@ -54,9 +71,9 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
         return render(request, NotFound(headers=headers))
     if exc.status_code == 405:
         return render(request, MethodNotAllowed(headers=headers))
-    error = AppError(str(exc.detail), headers=headers)
-    error.status_code = exc.status_code  # type: ignore[misc]
-    return render(request, error)
+    # Any other status Starlette or FastAPI raise themselves (a body they cannot parse...).
+    code = "INTERNAL_ERROR" if exc.status_code >= 500 else "INVALID_REQUEST"
+    return _envelope(request, exc.status_code, code, str(exc.detail), headers=headers)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -69,10 +86,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
 
 async def _client_gone(request: Request, _exc: ClientDisconnect) -> Response:
     log.info("client disconnected before the request body was read")
-    error = AppError("The client closed the connection")
-    error.status_code = 400  # type: ignore[misc]
-    error.code = "INVALID_REQUEST"  # type: ignore[misc]
-    return render(request, error)
+    return render(request, InvalidRequest("The client closed the connection"))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from fastapi import APIRouter
@@ -46,10 +47,10 @@ async def health(resources: ResourcesDep) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=503 if critical_down else 200)
 
 
-async def _probe(check: object) -> Component:
+async def _probe(check: Callable[[], Awaitable[object]]) -> Component:
     started = time.perf_counter()
     try:
-        await check()  # type: ignore[operator]
+        await check()
     except Exception:
         return Component(status="down")
     return Component(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))

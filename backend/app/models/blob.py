@@ -18,10 +18,6 @@ class Blob(Base):
     content_type: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    @property
-    def storage_key(self) -> str:
-        return object_key(self.sha256)
-
 
 def object_key(sha256: str) -> str:
     """Where the original with this digest lives; fanned out so no folder grows huge."""

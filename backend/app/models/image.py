@@ -7,10 +7,9 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, utcnow
-from app.models.blob import Blob
 
 
 class ThumbnailStatus(enum.StrEnum):
@@ -37,9 +36,3 @@ class Image(Base):
     thumbnail_status: Mapped[str] = mapped_column(String(16), default=ThumbnailStatus.PENDING)
     thumbnail_attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    blob: Mapped[Blob] = relationship(lazy="raise")
-
-    @property
-    def checksum(self) -> str:
-        return f"sha256:{self.blob_sha256}"
