@@ -26,7 +26,6 @@ class Resources:
     settings: Settings
     database: Database
     storage: Storage
-    object_cache: ObjectCache
     cpu: CpuPool
     images: ImageService
 
@@ -46,9 +45,15 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
         settings=settings,
         database=database,
         storage=storage,
-        object_cache=ObjectCache(settings.object_cache_bytes),
         cpu=cpu,
-        images=ImageService(settings, database, storage, build_metadata_cache(settings), cpu),
+        images=ImageService(
+            settings,
+            database,
+            storage,
+            build_metadata_cache(settings),
+            ObjectCache(settings.object_cache_bytes),
+            cpu,
+        ),
     )
 
 

@@ -11,7 +11,6 @@ from app.deps import (
     BaseUrlDep,
     CallerDep,
     ImageServiceDep,
-    ResourcesDep,
     request_base_url,
     resources_of,
 )
@@ -132,7 +131,7 @@ async def get_image_file(
         head=request.method == "HEAD",
         download=download,
         storage=resources.storage,
-        cache=resources.object_cache,
+        cache=resources.images.object_cache,
         small_file_bytes=resources.settings.small_file_bytes,
     )
 
@@ -143,12 +142,9 @@ async def get_image_file(
 async def delete_image(
     image_id: uuid.UUID,
     service: ImageServiceDep,
-    resources: ResourcesDep,
     x_delete_token: Annotated[str | None, Header()] = None,
     delete_token: Annotated[str | None, Query()] = None,
 ) -> Response:
     """Delete an image: its file and metadata are gone at once."""
-    removed_key = await service.delete(image_id, x_delete_token or delete_token)
-    if removed_key is not None:
-        resources.object_cache.discard(removed_key)
+    await service.delete(image_id, x_delete_token or delete_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -30,7 +30,7 @@ from app.images.filenames import safe_filename
 from app.images.ingest import MULTIPART_OVERHEAD, MultipartIngest, ReceivedFile
 from app.images.processing import Limits, process_upload
 from app.images.schemas import BatchResult, ImageRead, ImageUploaded, Thumbnails
-from app.images.serving import ServedObject
+from app.images.serving import ObjectCache, ServedObject
 from app.models import Image, ThumbnailStatus
 from app.models.base import utcnow
 from app.models.blob import object_key
@@ -69,12 +69,14 @@ class ImageService:
         database: Database,
         storage: Storage,
         cache: MetadataCache,
+        object_cache: ObjectCache,
         cpu: CpuPool,
     ) -> None:
         self.settings = settings
         self.database = database
         self.storage = storage
         self.cache = cache
+        self.object_cache = object_cache
         # Validation decodes images in at most one process per core: bounded CPU and memory.
         self.cpu = cpu
         self._limits = Limits.from_settings(settings)
@@ -241,7 +243,7 @@ class ImageService:
             secret = f"{request.caller.scope}\0{request.idempotency_key}"
             token = tokens.unmask(masked, secret)
             response.delete_token = token
-            response.delete_url = self._delete_url(response.id, response.url, token)
+            response.delete_url = _delete_url(response.url, token)
         return response
 
     def _for_replay(self, response: ImageUploaded, request: UploadRequest) -> str:
@@ -278,10 +280,8 @@ class ImageService:
 
     # ---- delete -------------------------------------------------------------------------
 
-    async def delete(self, image_id: uuid.UUID, delete_token: str | None) -> str | None:
-        """Remove the row and, when no other image shares it, the object, atomically.
-
-        Returns the key of the object removed, if one was."""
+    async def delete(self, image_id: uuid.UUID, delete_token: str | None) -> None:
+        """Remove the row and, when no other image shares it, the object, atomically."""
 
         def remove(connection: Connection, run_async: RunAsync) -> str | None:
             row = repository.lock_image(connection, image_id)
@@ -302,8 +302,9 @@ class ImageService:
 
         removed = await self.database.write(remove)
         await self.cache.invalidate(image_id)
+        if removed is not None:
+            self.object_cache.discard(removed)  # only memory: a deleted image is refused first
         log.info("image deleted", extra={"image_id": str(image_id)})
-        return removed
 
     # ---- presentation -------------------------------------------------------------------
 
@@ -311,15 +312,12 @@ class ImageService:
         return ImageRead(**self._fields(image, base_url))
 
     def _uploaded(self, image: Image, base_url: str, token: str) -> ImageUploaded:
-        url = self._file_url(image.id, base_url)
-        return ImageUploaded(
-            **self._fields(_cached(image), base_url),
-            delete_token=token,
-            delete_url=self._delete_url(image.id, url, token),
-        )
+        fields = self._fields(_cached(image), base_url)
+        delete_url = _delete_url(str(fields["url"]), token)
+        return ImageUploaded(**fields, delete_token=token, delete_url=delete_url)
 
     def _fields(self, image: CachedImage, base_url: str) -> dict[str, object]:
-        base = self.settings.public_base_url or base_url
+        base = self.settings.public_base_url or base_url.rstrip("/")
         return {
             "id": image.id,
             "filename": image.filename,
@@ -330,20 +328,17 @@ class ImageService:
             "frames": image.frames,
             "checksum": f"sha256:{image.sha256}",
             "created_at": image.created_at,
-            "url": self._file_url(image.id, base),
+            "url": f"{base}/api/v1/images/{image.id}/file",
             "thumbnail_status": image.thumbnail_status,
             "thumbnail_ready": False,
             "thumbnail_url": None,
             "thumbnails": Thumbnails(),
         }
 
-    def _file_url(self, image_id: uuid.UUID, base_url: str) -> str:
-        base = self.settings.public_base_url or base_url.rstrip("/")
-        return f"{base}/api/v1/images/{image_id}/file"
 
-    @staticmethod
-    def _delete_url(image_id: uuid.UUID, file_url: str, token: str) -> str:
-        return f"{file_url.removesuffix('/file')}?delete_token={token}"
+def _delete_url(file_url: str, token: str) -> str:
+    """Where to send the DELETE: the image's URL, carrying the token."""
+    return f"{file_url.removesuffix('/file')}?delete_token={token}"
 
 
 def _cached(image: Image) -> CachedImage:
