@@ -1,4 +1,4 @@
-"""The `chitram` command: serve, migrate, reconcile."""
+"""The `chitram` command: serve, worker, migrate, reconcile."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    worker = commands.add_parser("worker", help="run thumbnail jobs from Redis (REDIS_URL)")
+    worker.add_argument("--metrics-host", default="127.0.0.1")
+    worker.add_argument(
+        "--metrics-port", type=int, default=9101, help="Prometheus metrics; 0 turns them off"
+    )
     commands.add_parser("migrate", help="bring the database schema up to date")
     reconcile = commands.add_parser("reconcile", help="repair drift between rows and objects")
     reconcile.add_argument("--dry-run", action="store_true", help="only report")
@@ -34,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         migrate(settings)
         return 0
+    if args.command == "worker":
+        from app.jobs.worker import run_worker
+
+        return asyncio.run(
+            run_worker(settings, metrics_host=args.metrics_host, metrics_port=args.metrics_port)
+        )
     return asyncio.run(_reconcile(settings, dry_run=args.dry_run))
 
 

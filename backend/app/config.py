@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = 24 * 3600
     reconcile_grace_seconds: int = 3600
     small_file_bytes: int = 512 * 1024
+
+    # Thumbnail jobs (see app/jobs). With REDIS_URL they go through this arq queue.
+    queue_name: str = "chitram:thumbnails"
+    thumbnail_max_attempts: int = Field(default=3, ge=1)
+    thumbnail_retry_base_seconds: float = Field(default=5.0, ge=0)
+    thumbnail_sweep_interval_seconds: int = Field(default=30, ge=1, le=3600)
+    # A pending row quiet for this long is dispatched again by the sweeper.
+    thumbnail_stale_seconds: float = Field(default=120.0, ge=0)
+    thumbnail_job_timeout_seconds: int = Field(default=60, ge=1)
     object_cache_bytes: int = 64 * 1024 * 1024
 
     @field_validator("allowed_formats", mode="before")

@@ -1,4 +1,4 @@
-"""GET /health: the database and storage are critical, the rest is reported."""
+"""GET /health (the database and storage are critical, the rest is reported), /metrics."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app import __version__
 from app.deps import ResourcesDep
+from app.lifespan import Resources
+from app.metrics import CONTENT_TYPE_LATEST, THUMBNAIL_QUEUE_DEPTH, generate_latest
 
 router = APIRouter(tags=["operations"])
 
@@ -38,13 +40,31 @@ async def health(resources: ResourcesDep) -> JSONResponse:
         "database": await _probe(resources.database.ping),
         "storage": await _probe(resources.storage.ping),
         "cache": Component(status="disabled"),
-        "queue": Component(status="disabled"),
+        "queue": await _queue(resources),
     }
     critical_down = any(components[name].status == "down" for name in ("database", "storage"))
     degraded = any(c.status == "down" for c in components.values())
     overall = "unavailable" if critical_down else "degraded" if degraded else "ok"
     body = Health(status=overall, version=__version__, components=components)
     return JSONResponse(body.model_dump(mode="json"), status_code=503 if critical_down else 200)
+
+
+async def _queue(resources: Resources) -> Component:
+    status, latency = await resources.queue.status()
+    return Component(status=status, latency_ms=latency)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
+async def metrics(resources: ResourcesDep) -> Response:
+    """Prometheus metrics of this process, and the thumbnail queue's depth."""
+    depth = await resources.queue.depth()
+    if depth is not None:
+        THUMBNAIL_QUEUE_DEPTH.set(depth)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _probe(check: Callable[[], Awaitable[object]]) -> Component:

@@ -15,6 +15,8 @@ from app.db import Database
 from app.images.cache import InProcessCache, MetadataCache, NoCache
 from app.images.service import ImageService
 from app.images.serving import ObjectCache
+from app.jobs.queue import JobQueue, build_queue
+from app.jobs.thumbnails import ThumbnailJobs
 from app.storage import Storage
 from app.storage.factory import build_storage
 
@@ -27,6 +29,7 @@ class Resources:
     database: Database
     storage: Storage
     cpu: CpuPool
+    queue: JobQueue
     images: ImageService
 
 
@@ -41,30 +44,29 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
     storage = storage or await build_storage(settings)
     cpu = CpuPool()
     await cpu.start()
-    return Resources(
-        settings=settings,
-        database=database,
-        storage=storage,
-        cpu=cpu,
-        images=ImageService(
-            settings,
-            database,
-            storage,
-            build_metadata_cache(settings),
-            ObjectCache(settings.object_cache_bytes),
-            cpu,
-        ),
+    cache = build_metadata_cache(settings)
+    # Without Redis these jobs run here; with it, in `chitram worker` (see app.jobs).
+    jobs = ThumbnailJobs(settings, database, storage, cpu, changed=cache.invalidate)
+    queue = build_queue(settings, jobs, runners=cpu.workers)
+    images = ImageService(
+        settings, database, storage, cache, ObjectCache(settings.object_cache_bytes), cpu, queue
     )
+    await queue.start()
+    return Resources(settings, database, storage, cpu, queue, images)
 
 
 def build_metadata_cache(settings: Settings) -> MetadataCache:
-    """In-process while this is the only process; otherwise none (until Redis is set)."""
-    if settings.web_processes == 1:
+    """In-process while this is the only process writing image rows; otherwise none.
+
+    Other API processes (`--workers`) delete images, and with REDIS_URL the thumbnail
+    workers mark them ready: a cache here would not hear of either."""
+    if settings.web_processes == 1 and not settings.redis_url:
         return InProcessCache(ttl=settings.metadata_cache_ttl_seconds)
     return NoCache()
 
 
 async def close_resources(resources: Resources) -> None:
+    await resources.queue.close()
     resources.cpu.close()
     await resources.storage.close()
     await resources.database.dispose()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -13,9 +15,11 @@ from app.images import repository
 from app.lifespan import Resources
 from app.models.base import utcnow
 from app.models.blob import object_key
+from app.models.thumbnail import thumbnail_key
 
 log = logging.getLogger(__name__)
 ORIGINALS = "originals/"
+THUMBNAILS = "thumbnails/"
 
 
 @dataclass
@@ -27,11 +31,20 @@ class ReconcileReport:
     rows_without_object: list[str] = field(default_factory=list)
     images_removed: list[str] = field(default_factory=list)
     unreferenced_rows: list[str] = field(default_factory=list)
+    thumbnail_objects_without_row: list[str] = field(default_factory=list)
+    thumbnail_rows_without_object: list[str] = field(default_factory=list)
+    thumbnails_requeued: list[str] = field(default_factory=list)
     idempotency_purged: int = 0
 
     @property
     def clean(self) -> bool:
-        return not (self.objects_without_row or self.rows_without_object or self.unreferenced_rows)
+        return not (
+            self.objects_without_row
+            or self.rows_without_object
+            or self.unreferenced_rows
+            or self.thumbnail_objects_without_row
+            or self.thumbnail_rows_without_object
+        )
 
 
 async def reconcile(resources: Resources, *, dry_run: bool) -> ReconcileReport:
@@ -64,6 +77,7 @@ async def reconcile(resources: Resources, *, dry_run: bool) -> ReconcileReport:
             report.unreferenced_rows.append(sha256)
             if not dry_run:
                 await _remove_unreferenced_blob(resources, sha256)
+    await _reconcile_thumbnails(resources, report, grace_start)
     if not dry_run:
         cutoff = utcnow() - timedelta(seconds=resources.settings.idempotency_ttl_seconds)
         report.idempotency_purged = await resources.database.write(
@@ -107,3 +121,52 @@ async def _remove_unreferenced_blob(resources: Resources, sha256: str) -> None:
         run_async(resources.storage.delete, object_key(sha256))
 
     await resources.database.write(remove)
+
+
+async def _reconcile_thumbnails(
+    resources: Resources, report: ReconcileReport, grace_start: datetime
+) -> None:
+    """Thumbnail objects nobody records are removed; recorded thumbnails whose objects
+    are missing are forgotten, and their images go back to pending for the sweeper."""
+    async with resources.database.reader() as session:
+        rows = set(await repository.thumbnail_rows(session))
+    seen: set[tuple[str, str]] = set()
+    async for info in resources.storage.list(THUMBNAILS):
+        parts = info.key.split("/")
+        blob, size = parts[-2], parts[-1].removesuffix(".webp")
+        if len(parts) == 5 and info.key == thumbnail_key(blob, size):
+            seen.add((blob, size))
+            if (blob, size) in rows:
+                continue
+        if info.last_modified < grace_start:
+            report.thumbnail_objects_without_row.append(info.key)
+            if not report.dry_run:
+                await _remove_thumbnail_if_unclaimed(resources, blob, size, info.key)
+    for blob in sorted({blob for blob, size in rows - seen}):
+        report.thumbnail_rows_without_object.append(blob)
+        if not report.dry_run:
+            requeued = await resources.database.write(functools.partial(_reset, blob=blob))
+            report.thumbnails_requeued += [str(image_id) for image_id in requeued]
+
+
+def _reset(connection: Connection, _run_async: RunAsync, *, blob: str) -> list[uuid.UUID]:
+    repository.lock_blob(connection, blob)
+    return repository.reset_thumbnails(connection, blob)
+
+
+async def _remove_thumbnail_if_unclaimed(
+    resources: Resources, blob: str, size: str, key: str
+) -> None:
+    def remove(connection: Connection, run_async: RunAsync) -> bool:
+        # Under the blob lock, so a job that is saving this thumbnail right now either
+        # committed its row already (kept) or will find the blob row gone or the object
+        # missing and redo it.
+        if repository.lock_blob(connection, blob) and repository.has_thumbnail(
+            connection, blob, size
+        ):
+            return False
+        run_async(resources.storage.delete, key)
+        return True
+
+    if await resources.database.write(remove):
+        log.warning("removed thumbnail without a row", extra={"key": key})

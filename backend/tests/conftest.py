@@ -24,7 +24,8 @@ from tests.support.seaweed import SeaweedS3, seaweedfs_s3, weed_binary
 from tests.support.services import service_missing
 
 PG_ADMIN_DSN = os.environ.get("CHITRAM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = ("images", "blobs", "idempotency_keys")
+TABLES = ("images", "thumbnails", "blobs", "idempotency_keys")
+REDIS_TEST_URL = os.environ.get("CHITRAM_TEST_REDIS", "redis://127.0.0.1:6379/9")
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +78,32 @@ async def _truncate(url: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's Redis (database 9 unless CHITRAM_TEST_REDIS says otherwise)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at {REDIS_TEST_URL}: {exc}")
+    return REDIS_TEST_URL
+
+
+@pytest.fixture
+def queue_name(redis_url: str) -> Iterator[str]:
+    """A queue of this test's own; its keys are removed afterwards."""
+    import redis
+
+    name = f"chitram-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"*{name}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -19,6 +19,13 @@ CacheResult = Literal["HIT", "MISS", "BYPASS"]
 
 
 @dataclass(frozen=True, slots=True)
+class CachedThumbnail:
+    size: str
+    sha256: str
+    file_size: int
+
+
+@dataclass(frozen=True, slots=True)
 class CachedImage:
     """The public, URL-independent fields of an image (never tokens or addresses)."""
 
@@ -32,6 +39,7 @@ class CachedImage:
     sha256: str
     created_at: datetime
     thumbnail_status: str
+    thumbnails: tuple[CachedThumbnail, ...] = ()
 
 
 Loader = Callable[[uuid.UUID], Awaitable[CachedImage | None]]

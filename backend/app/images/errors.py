@@ -52,3 +52,9 @@ class ThumbnailNotReady(AppError):
 
     def __init__(self, retry_after: int = 2) -> None:
         super().__init__(headers={"Retry-After": str(retry_after)})
+
+
+class ThumbnailFailed(AppError):
+    status_code = 404
+    code = "THUMBNAIL_FAILED"
+    message = "The thumbnail could not be made; the original is still served"

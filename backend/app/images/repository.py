@@ -8,20 +8,55 @@ lock (SQLite) or the row locks (PostgreSQL) for exactly that unit.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, delete, func, insert, select
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Blob, IdempotencyRecord, Image
+from app.models import Blob, IdempotencyRecord, Image, Thumbnail, ThumbnailStatus
 from app.models.base import utcnow
 
 # ---- reads ------------------------------------------------------------------------------
 
 
-async def get_image(session: AsyncSession, image_id: uuid.UUID) -> Image | None:
-    return await session.get(Image, image_id)
+async def get_image(
+    session: AsyncSession, image_id: uuid.UUID
+) -> tuple[Image, list[Thumbnail]] | None:
+    """The image and its blob's thumbnail rows (none until made), in one query."""
+    result = await session.execute(
+        select(Image, Thumbnail)
+        .outerjoin(Thumbnail, Thumbnail.blob_sha256 == Image.blob_sha256)
+        .where(Image.id == image_id)
+    )
+    rows = result.all()
+    if not rows:
+        return None
+    return rows[0][0], [thumbnail for _, thumbnail in rows if thumbnail is not None]
+
+
+async def thumbnails_of_blob(session: AsyncSession, sha256: str) -> list[Thumbnail]:
+    result = await session.execute(select(Thumbnail).where(Thumbnail.blob_sha256 == sha256))
+    return list(result.scalars())
+
+
+async def stale_pending_images(
+    session: AsyncSession, quiet_since: datetime | None, limit: int
+) -> list[uuid.UUID]:
+    """Pending images whose job was last dispatched or started before `quiet_since`
+    (every pending image when None), oldest first."""
+    query = select(Image.id).where(Image.thumbnail_status == ThumbnailStatus.PENDING)
+    if quiet_since is not None:
+        query = query.where(Image.thumbnail_updated_at < quiet_since)
+    result = await session.execute(query.order_by(Image.thumbnail_updated_at).limit(limit))
+    return list(result.scalars())
+
+
+async def thumbnail_rows(session: AsyncSession) -> list[tuple[str, str]]:
+    """(blob, size) of every thumbnail row."""
+    result = await session.execute(select(Thumbnail.blob_sha256, Thumbnail.size))
+    return [(blob, size) for blob, size in result]
 
 
 async def get_idempotent_response(
@@ -80,6 +115,8 @@ def count_blob_references(connection: Connection, sha256: str) -> int:
 
 
 def delete_blob(connection: Connection, sha256: str) -> None:
+    """Remove the blob row and its thumbnail rows (the caller removes the objects)."""
+    connection.execute(delete(Thumbnail).where(Thumbnail.blob_sha256 == sha256))
     connection.execute(delete(Blob).where(Blob.sha256 == sha256))
 
 
@@ -132,3 +169,84 @@ def purge_idempotency(connection: Connection, older_than: datetime) -> int:
         delete(IdempotencyRecord).where(IdempotencyRecord.created_at < older_than)
     )
     return int(result.rowcount)
+
+
+# ---- thumbnail jobs (inside Database.write) ---------------------------------------------
+
+
+def start_thumbnail_attempt(connection: Connection, image_id: uuid.UUID) -> Row[str, int] | None:
+    """Count one more attempt on a pending image; its blob and the attempt number, or None
+    when the image is gone or no longer pending. Counted before the work, so an image
+    that kills whoever works on it still runs out of attempts."""
+    result = connection.execute(
+        update(Image)
+        .where(Image.id == image_id, Image.thumbnail_status == ThumbnailStatus.PENDING)
+        .values(thumbnail_attempts=Image.thumbnail_attempts + 1, thumbnail_updated_at=utcnow())
+        .returning(Image.blob_sha256, Image.thumbnail_attempts)
+    )
+    return result.first()
+
+
+def save_thumbnails(
+    connection: Connection, sha256: str, rows: Sequence[dict[str, object]]
+) -> list[uuid.UUID]:
+    """Upsert the blob's thumbnail rows and mark every pending image of the blob ready;
+    the ids of the images that changed. Call with the blob row locked."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    for row in rows:
+        statement = dialect.insert(Thumbnail).values(blob_sha256=sha256, created_at=utcnow(), **row)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[Thumbnail.blob_sha256, Thumbnail.size],
+                set_={
+                    "sha256": statement.excluded.sha256,
+                    "file_size": statement.excluded.file_size,
+                    "width": statement.excluded.width,
+                    "height": statement.excluded.height,
+                },
+            )
+        )
+    return mark_blob_images_ready(connection, sha256)
+
+
+def mark_blob_images_ready(connection: Connection, sha256: str) -> list[uuid.UUID]:
+    result = connection.execute(
+        update(Image)
+        .where(Image.blob_sha256 == sha256, Image.thumbnail_status == ThumbnailStatus.PENDING)
+        .values(thumbnail_status=ThumbnailStatus.READY, thumbnail_updated_at=utcnow())
+        .returning(Image.id)
+    )
+    return list(result.scalars())
+
+
+def has_thumbnail(connection: Connection, sha256: str, size: str) -> bool:
+    result = connection.execute(
+        select(Thumbnail.size).where(Thumbnail.blob_sha256 == sha256, Thumbnail.size == size)
+    )
+    return result.first() is not None
+
+
+def fail_thumbnail(connection: Connection, image_id: uuid.UUID) -> bool:
+    result = connection.execute(
+        update(Image)
+        .where(Image.id == image_id, Image.thumbnail_status == ThumbnailStatus.PENDING)
+        .values(thumbnail_status=ThumbnailStatus.FAILED, thumbnail_updated_at=utcnow())
+    )
+    return bool(result.rowcount)
+
+
+def reset_thumbnails(connection: Connection, sha256: str) -> list[uuid.UUID]:
+    """Forget the blob's thumbnails (their objects are missing): its ready images go
+    back to pending with fresh attempts; their ids."""
+    connection.execute(delete(Thumbnail).where(Thumbnail.blob_sha256 == sha256))
+    result = connection.execute(
+        update(Image)
+        .where(Image.blob_sha256 == sha256, Image.thumbnail_status == ThumbnailStatus.READY)
+        .values(
+            thumbnail_status=ThumbnailStatus.PENDING,
+            thumbnail_attempts=0,
+            thumbnail_updated_at=utcnow(),
+        )
+        .returning(Image.id)
+    )
+    return list(result.scalars())

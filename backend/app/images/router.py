@@ -15,7 +15,7 @@ from app.deps import (
     resources_of,
 )
 from app.images import serving
-from app.images.schemas import BatchResponse, ImageRead, ImageUploaded
+from app.images.schemas import BatchResponse, ImageRead, ImageUploaded, ThumbnailSize
 from app.images.service import UploadRequest
 from app.openapi import errors
 
@@ -130,6 +130,44 @@ async def get_image_file(
         request.headers,
         head=request.method == "HEAD",
         download=download,
+        storage=resources.storage,
+        cache=resources.images.object_cache,
+        small_file_bytes=resources.settings.small_file_bytes,
+    )
+
+
+THUMBNAIL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/webp": {}}, "description": "The thumbnail (WebP)"},
+    206: {"content": {"image/webp": {}}, "description": "The requested byte range"},
+    304: {"description": "Not modified (If-None-Match matched)"},
+    **errors(404, 416, 422),
+}
+
+
+@router.head(
+    "/{image_id}/thumbnail",
+    operation_id="head_image_thumbnail",
+    response_class=Response,
+    responses=THUMBNAIL_RESPONSES,
+)
+@router.get(
+    "/{image_id}/thumbnail",
+    operation_id="get_image_thumbnail",
+    response_class=Response,
+    responses=THUMBNAIL_RESPONSES,
+)
+async def get_image_thumbnail(
+    image_id: uuid.UUID,
+    request: Request,
+    size: Annotated[ThumbnailSize, Query(description="Max side 150, 300 or 800 px")] = "medium",
+) -> Response:
+    """A WebP thumbnail; 404 `THUMBNAIL_NOT_READY` (with `Retry-After`) while it is made."""
+    resources = resources_of(request)
+    return await serving.serve(
+        await resources.images.served_thumbnail(image_id, size),
+        request.headers,
+        head=request.method == "HEAD",
+        download=False,
         storage=resources.storage,
         cache=resources.images.object_cache,
         small_file_bytes=resources.settings.small_file_bytes,

@@ -18,28 +18,36 @@ from app.cpu import CpuPool, WorkerCrashed
 from app.db import Database, RunAsync
 from app.errors import AppError, InvalidRequest, ServiceUnavailable, ValidationFailed
 from app.images import repository, tokens
-from app.images.cache import CachedImage, CacheResult, MetadataCache
+from app.images.cache import CachedImage, CachedThumbnail, CacheResult, MetadataCache
 from app.images.errors import (
     DeleteTokenRequired,
     FileTooLarge,
     ImageNotFound,
     InvalidDeleteToken,
     InvalidFileFormat,
+    ThumbnailFailed,
+    ThumbnailNotReady,
 )
 from app.images.filenames import safe_filename
 from app.images.ingest import MULTIPART_OVERHEAD, MultipartIngest, ReceivedFile
 from app.images.processing import Limits, process_upload
-from app.images.schemas import BatchResult, ImageRead, ImageUploaded, Thumbnails
+from app.images.schemas import BatchResult, ImageRead, ImageUploaded, Thumbnails, ThumbnailSize
 from app.images.serving import ObjectCache, ServedObject
-from app.models import Image, ThumbnailStatus
+from app.images.thumbnails import CONTENT_TYPE as THUMBNAIL_CONTENT_TYPE
+from app.images.thumbnails import THUMBNAIL_SIZES
+from app.jobs.queue import JobQueue
+from app.models import Image, Thumbnail, ThumbnailStatus
 from app.models.base import utcnow
 from app.models.blob import object_key
+from app.models.thumbnail import thumbnail_key
 from app.schemas import ErrorBody
 from app.storage import Storage
 
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY = 255
+# How long a client should wait before asking for a pending thumbnail again.
+THUMBNAIL_RETRY_AFTER = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,7 @@ class ImageService:
         cache: MetadataCache,
         object_cache: ObjectCache,
         cpu: CpuPool,
+        queue: JobQueue,
     ) -> None:
         self.settings = settings
         self.database = database
@@ -79,6 +88,7 @@ class ImageService:
         self.object_cache = object_cache
         # Validation decodes images in at most one process per core: bounded CPU and memory.
         self.cpu = cpu
+        self.queue = queue  # thumbnail jobs, dispatched after each upload commits
         self._limits = Limits.from_settings(settings)
 
     # ---- upload -------------------------------------------------------------------------
@@ -167,6 +177,7 @@ class ImageService:
         except WorkerCrashed as exc:
             raise InvalidFileFormat("The file could not be decoded safely") from exc
         token, token_digest = tokens.new_delete_token()
+        now = utcnow()
         image = Image(
             id=uuid.uuid4(),
             blob_sha256=processed.sha256,
@@ -179,7 +190,8 @@ class ImageService:
             delete_token_hash=token_digest,
             thumbnail_status=ThumbnailStatus.PENDING,
             thumbnail_attempts=0,
-            created_at=utcnow(),
+            created_at=now,
+            thumbnail_updated_at=now,
         )
         response = self._uploaded(image, request.base_url, token)
         key = object_key(processed.sha256)
@@ -211,6 +223,9 @@ class ImageService:
 
         await self.database.write(commit)
         log.info("image uploaded", extra={"image_id": str(image.id), "bytes": image.file_size})
+        # Only now that the row is committed: a job must never find it missing. A lost
+        # dispatch leaves the row pending for the sweeper.
+        await self.queue.dispatch(image.id)
         return response
 
     # ---- idempotency --------------------------------------------------------------------
@@ -264,8 +279,8 @@ class ImageService:
 
     async def _load(self, image_id: uuid.UUID) -> CachedImage | None:
         async with self.database.reader() as session:
-            image = await repository.get_image(session, image_id)
-        return None if image is None else _cached(image)
+            found = await repository.get_image(session, image_id)
+        return None if found is None else _cached(*found)
 
     async def served_object(self, image_id: uuid.UUID) -> ServedObject:
         image, _ = await self.get(image_id)
@@ -278,12 +293,29 @@ class ImageService:
             modified_at=image.created_at,
         )
 
+    async def served_thumbnail(self, image_id: uuid.UUID, size: ThumbnailSize) -> ServedObject:
+        image, _ = await self.get(image_id)
+        if image.thumbnail_status == ThumbnailStatus.FAILED:
+            raise ThumbnailFailed()
+        thumb = next((t for t in image.thumbnails if t.size == size), None)
+        if image.thumbnail_status != ThumbnailStatus.READY or thumb is None:
+            raise ThumbnailNotReady(retry_after=THUMBNAIL_RETRY_AFTER)
+        stem = image.filename.rsplit(".", 1)[0] or "image"
+        return ServedObject(
+            key=thumbnail_key(image.sha256, size),
+            sha256=thumb.sha256,
+            size=thumb.file_size,
+            content_type=THUMBNAIL_CONTENT_TYPE,
+            filename=f"{stem}-{size}.webp",
+            modified_at=image.created_at,
+        )
+
     # ---- delete -------------------------------------------------------------------------
 
     async def delete(self, image_id: uuid.UUID, delete_token: str | None) -> None:
         """Remove the row and, when no other image shares it, the object, atomically."""
 
-        def remove(connection: Connection, run_async: RunAsync) -> str | None:
+        def remove(connection: Connection, run_async: RunAsync) -> list[str]:
             row = repository.lock_image(connection, image_id)
             if row is None:
                 raise ImageNotFound()
@@ -295,15 +327,17 @@ class ImageService:
             repository.lock_blob(connection, sha256)
             repository.delete_image(connection, image_id)
             if repository.count_blob_references(connection, sha256):
-                return None
+                return []
             repository.delete_blob(connection, sha256)
-            run_async(self.storage.delete, object_key(sha256))
-            return object_key(sha256)
+            keys = [object_key(sha256), *(thumbnail_key(sha256, s) for s in THUMBNAIL_SIZES)]
+            for key in keys:
+                run_async(self.storage.delete, key)
+            return keys
 
         removed = await self.database.write(remove)
         await self.cache.invalidate(image_id)
-        if removed is not None:
-            self.object_cache.discard(removed)  # only memory: a deleted image is refused first
+        for key in removed:
+            self.object_cache.discard(key)  # only memory: a deleted image is refused first
         log.info("image deleted", extra={"image_id": str(image_id)})
 
     # ---- presentation -------------------------------------------------------------------
@@ -318,6 +352,11 @@ class ImageService:
 
     def _fields(self, image: CachedImage, base_url: str) -> dict[str, object]:
         base = self.settings.public_base_url or base_url.rstrip("/")
+        url = f"{base}/api/v1/images/{image.id}"
+        ready = image.thumbnail_status == ThumbnailStatus.READY
+        thumbnails = Thumbnails(
+            **{size: f"{url}/thumbnail?size={size}" if ready else None for size in THUMBNAIL_SIZES}
+        )
         return {
             "id": image.id,
             "filename": image.filename,
@@ -328,11 +367,11 @@ class ImageService:
             "frames": image.frames,
             "checksum": f"sha256:{image.sha256}",
             "created_at": image.created_at,
-            "url": f"{base}/api/v1/images/{image.id}/file",
+            "url": f"{url}/file",
             "thumbnail_status": image.thumbnail_status,
-            "thumbnail_ready": False,
-            "thumbnail_url": None,
-            "thumbnails": Thumbnails(),
+            "thumbnail_ready": ready,
+            "thumbnail_url": thumbnails.medium,
+            "thumbnails": thumbnails,
         }
 
 
@@ -341,7 +380,7 @@ def _delete_url(file_url: str, token: str) -> str:
     return f"{file_url.removesuffix('/file')}?delete_token={token}"
 
 
-def _cached(image: Image) -> CachedImage:
+def _cached(image: Image, thumbnails: list[Thumbnail] | None = None) -> CachedImage:
     return CachedImage(
         id=image.id,
         filename=image.filename,
@@ -353,6 +392,10 @@ def _cached(image: Image) -> CachedImage:
         sha256=image.blob_sha256,
         created_at=image.created_at,
         thumbnail_status=image.thumbnail_status,
+        thumbnails=tuple(
+            CachedThumbnail(size=t.size, sha256=t.sha256, file_size=t.file_size)
+            for t in thumbnails or ()
+        ),
     )
 
 

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, utcnow
@@ -20,7 +20,16 @@ class ThumbnailStatus(enum.StrEnum):
 
 class Image(Base):
     __tablename__ = "images"
-    __table_args__ = (Index("ix_images_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_images_created_at_id", "created_at", "id"),
+        # The sweeper's question, "which pending rows went quiet?", on a tiny partial index.
+        Index(
+            "ix_images_pending_thumbnails",
+            "thumbnail_updated_at",
+            postgresql_where=text("thumbnail_status = 'pending'"),
+            sqlite_where=text("thumbnail_status = 'pending'"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     blob_sha256: Mapped[str] = mapped_column(
@@ -35,4 +44,7 @@ class Image(Base):
     delete_token_hash: Mapped[str | None] = mapped_column(String(64))
     thumbnail_status: Mapped[str] = mapped_column(String(16), default=ThumbnailStatus.PENDING)
     thumbnail_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the thumbnail job was last dispatched or started: pending rows quiet for longer
+    # than the sweeper's threshold are dispatched again.
+    thumbnail_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

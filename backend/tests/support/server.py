@@ -95,3 +95,53 @@ def _wait_ready(server: LiveServer, timeout: float = 30) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"server not ready after {timeout}s:\n{server.log()[-3000:]}")
+
+
+@dataclass
+class LiveWorker:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    metrics_url: str
+
+    def kill(self) -> None:
+        """SIGKILL mid-job: nothing is handed back to the queue."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def live_worker(env: dict[str, str], log_dir: Path) -> Iterator[LiveWorker]:
+    """`chitram worker` with `env`, its metrics on a free port; stopped at the end."""
+    port = free_port()
+    log_path = log_dir / f"worker-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [CHITRAM, "worker", "--metrics-port", str(port)],
+            env={**os.environ, "LOG_FORMAT": "json", **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    worker = LiveWorker(process, log_path, f"http://127.0.0.1:{port}/metrics")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{worker.log()[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(worker.metrics_url, timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"worker not ready after 30s:\n{worker.log()[-3000:]}")
+        yield worker
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()

@@ -1,0 +1,1 @@
+"""Background jobs: thumbnails, run in-process or by `chitram worker` through arq."""

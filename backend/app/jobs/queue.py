@@ -1,0 +1,194 @@
+"""Where thumbnail jobs go after the upload commits: this process, or arq over Redis.
+
+Both are only delivery. Durability lives in the database (see `app.jobs.thumbnails`):
+a lost dispatch, a dead process or a Redis outage leaves a `pending` row that the
+sweeper dispatches again, so `dispatch` never fails an upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Literal, Protocol
+
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from app.config import Settings
+from app.jobs.thumbnails import Outcome, ThumbnailJobs
+
+log = logging.getLogger(__name__)
+JOB_FUNCTION = "make_thumbnails"
+REDIS_TIMEOUT = 2.0
+
+QueueStatus = Literal["up", "down", "disabled"]
+
+
+class JobQueue(Protocol):
+    async def start(self) -> None: ...
+
+    async def dispatch(self, image_id: uuid.UUID) -> None:
+        """Ask for the image's thumbnails; never raises (the sweeper is the fallback)."""
+        ...
+
+    async def depth(self) -> int | None:
+        """Jobs waiting (queued or deferred); None when it cannot be known right now."""
+        ...
+
+    async def status(self) -> tuple[QueueStatus, float | None]:
+        """ "up" or "down" and the round trip in milliseconds, for /health."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def job_id(settings: Settings, image_id: uuid.UUID) -> str:
+    """One live job per image and queue: arq refuses a second while the first exists."""
+    return f"{settings.queue_name}:thumbnail:{image_id}"
+
+
+class LocalQueue:
+    """Runs the jobs inside this process: the embedded shape, no Redis.
+
+    As many runners as CPU workers, fed from an in-memory queue with no duplicates;
+    retries wait on timers; a sweeper task dispatches, at start-up, every pending row
+    (no job of ours can be running yet) and then, periodically, the stale ones.
+    """
+
+    def __init__(self, settings: Settings, jobs: ThumbnailJobs, runners: int) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.runners = runners
+        self._queue: asyncio.Queue[uuid.UUID] = asyncio.Queue()
+        self._known: set[uuid.UUID] = set()  # queued, running or waiting to retry
+        self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._runner()) for _ in range(self.runners)]
+        self._tasks.append(asyncio.create_task(self._sweeper()))
+
+    async def dispatch(self, image_id: uuid.UUID) -> None:
+        if image_id not in self._known:
+            self._known.add(image_id)
+            self._queue.put_nowait(image_id)
+
+    async def depth(self) -> int:
+        return self._queue.qsize() + len(self._timers)
+
+    async def status(self) -> tuple[QueueStatus, float | None]:
+        alive = bool(self._tasks) and not any(task.done() for task in self._tasks)
+        return ("up" if alive else "down"), None
+
+    async def _runner(self) -> None:
+        while True:
+            image_id = await self._queue.get()
+            retry_in = None
+            try:
+                result = await self.jobs.run(image_id)
+                if result.outcome is Outcome.RETRY:
+                    retry_in = result.retry_in
+            except Exception:
+                # The database is down, or a bug: the row stays pending for the sweeper.
+                log.exception("thumbnail job crashed", extra={"image_id": str(image_id)})
+            if retry_in is None:
+                self._known.discard(image_id)
+            else:
+                loop = asyncio.get_running_loop()
+                self._timers[image_id] = loop.call_later(retry_in, self._retry, image_id)
+
+    def _retry(self, image_id: uuid.UUID) -> None:
+        self._timers.pop(image_id, None)
+        self._queue.put_nowait(image_id)
+
+    async def _sweeper(self) -> None:
+        everything = True
+        while True:
+            try:
+                for image_id in await self.jobs.stale(everything=everything):
+                    await self.dispatch(image_id)
+                everything = False
+            except Exception:
+                log.exception("thumbnail sweep failed; trying again later")
+            await asyncio.sleep(self.settings.thumbnail_sweep_interval_seconds)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for timer in self._timers.values():
+            timer.cancel()
+        self._tasks, self._timers = [], {}
+
+
+def redis_client(settings: Settings) -> ArqRedis:
+    """A lazily connecting client with bounded timeouts: Redis being down never blocks
+    start-up or a request for longer than `REDIS_TIMEOUT`."""
+    assert settings.redis_url is not None
+    client: ArqRedis = ArqRedis.from_url(
+        settings.redis_url,
+        socket_timeout=REDIS_TIMEOUT,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        health_check_interval=30,
+    )
+    return client
+
+
+class ArqQueue:
+    """Sends jobs to `chitram worker` processes through arq's Redis queue."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = redis_client(settings)
+
+    async def start(self) -> None:
+        return None
+
+    async def dispatch(self, image_id: uuid.UUID) -> None:
+        await enqueue(self.redis, self.settings, image_id)
+
+    async def depth(self) -> int | None:
+        try:
+            return int(await self.redis.zcard(self.settings.queue_name))
+        except (RedisError, OSError):
+            return None
+
+    async def status(self) -> tuple[QueueStatus, float | None]:
+        started = time.perf_counter()
+        try:
+            await self.redis.ping()
+        except (RedisError, OSError):
+            return "down", None
+        return "up", round((time.perf_counter() - started) * 1000, 2)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+async def enqueue(
+    redis: ArqRedis, settings: Settings, image_id: uuid.UUID, *, defer: float | None = None
+) -> None:
+    try:
+        await redis.enqueue_job(
+            JOB_FUNCTION,
+            str(image_id),
+            _job_id=job_id(settings, image_id),
+            _queue_name=settings.queue_name,
+            _defer_by=defer,
+        )
+    except (RedisError, OSError) as exc:
+        log.warning(
+            "could not queue a thumbnail job; the sweeper will",
+            extra={"image_id": str(image_id), "error": repr(exc)},
+        )
+
+
+def build_queue(settings: Settings, jobs: ThumbnailJobs, runners: int) -> JobQueue:
+    if settings.redis_url:
+        return ArqQueue(settings)
+    return LocalQueue(settings, jobs, runners)

@@ -1,0 +1,197 @@
+"""The thumbnail job: what one attempt does, whichever queue delivered it.
+
+The image row is the durable record. It is written `pending` in the upload's own
+transaction; a job only ever moves it forward (`ready` or `failed`), and a job may run
+any number of times, anywhere, concurrently with itself:
+
+- each attempt is counted in the row before any work, so an image that crashes its
+  worker still runs out of attempts (`THUMBNAIL_MAX_ATTEMPTS`) and ends `failed`;
+- thumbnails belong to the blob (identical uploads share them), under deterministic
+  keys, and their rows are upserts: a second run rewrites the same bytes;
+- the rows are written with the blob row locked, the same lock a delete takes, so a
+  thumbnail can never outlive the last image of its blob: when the blob is gone by
+  then, the job removes what it just stored.
+
+A queue runs `ThumbnailJobs.run`; the sweeper (`stale`) finds rows a crash left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from hashlib import sha256 as sha256_of
+
+from sqlalchemy import Connection
+
+from app.config import Settings
+from app.cpu import CpuPool, PoolUnavailable, WorkerCrashed
+from app.db import Database, RunAsync
+from app.errors import ServiceUnavailable
+from app.images import repository
+from app.images.thumbnails import CONTENT_TYPE, THUMBNAIL_SIZES, ThumbnailError, make_thumbnails
+from app.metrics import THUMBNAIL_JOB_SECONDS, THUMBNAIL_JOBS
+from app.models.base import utcnow
+from app.models.blob import object_key
+from app.models.thumbnail import thumbnail_key
+from app.storage import Storage
+from app.storage.base import ObjectNotFound, StorageError
+
+log = logging.getLogger(__name__)
+MAX_RETRY_DELAY = 600.0
+SWEEP_BATCH = 1000
+
+Changed = Callable[[uuid.UUID], Awaitable[None]]
+
+
+class Outcome(StrEnum):
+    READY = "ready"
+    RETRY = "retry"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # gone, or no longer pending: someone else finished it
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Outcome
+    retry_in: float | None = None
+
+
+# Failures worth another attempt. Anything else is a bug: it propagates, the queue logs
+# it, and the sweeper retries the row later, still bounded by its attempt count.
+RETRYABLE = (
+    ThumbnailError,
+    WorkerCrashed,
+    PoolUnavailable,
+    ServiceUnavailable,
+    StorageError,
+    OSError,
+)
+
+
+class ThumbnailJobs:
+    """Makes the thumbnails of one image per call; shared by every queue implementation."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        storage: Storage,
+        cpu: CpuPool,
+        changed: Changed | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.storage = storage
+        self.cpu = cpu
+        self.changed = changed
+
+    async def run(self, image_id: uuid.UUID) -> Result:
+        started = time.perf_counter()
+        result = await self._run(image_id)
+        THUMBNAIL_JOBS.labels(result=result.outcome).inc()
+        if result.outcome is not Outcome.SKIPPED:
+            THUMBNAIL_JOB_SECONDS.observe(time.perf_counter() - started)
+        return result
+
+    async def _run(self, image_id: uuid.UUID) -> Result:
+        claim = await self.database.write(
+            lambda connection, _: repository.start_thumbnail_attempt(connection, image_id)
+        )
+        if claim is None:
+            return Result(Outcome.SKIPPED)
+        blob, attempt = claim
+        max_attempts = self.settings.thumbnail_max_attempts
+        if attempt > max_attempts:
+            # Earlier attempts died with their process (a crash, a kill): give up.
+            return await self._fail(image_id, attempt - 1, "attempts exhausted by crashes")
+        try:
+            ready = await self._make(blob)
+        except RETRYABLE as exc:
+            if attempt >= max_attempts:
+                return await self._fail(image_id, attempt, repr(exc))
+            delay = self.retry_delay(attempt)
+            log.warning(
+                "thumbnail attempt failed; retrying",
+                extra={"image_id": str(image_id), "attempt": attempt, "retry_in": delay},
+                exc_info=not isinstance(exc, ThumbnailError),
+            )
+            return Result(Outcome.RETRY, delay)
+        for changed_id in ready:
+            await self._changed(changed_id)
+        if image_id not in ready:
+            return Result(Outcome.SKIPPED)  # the image was deleted while we worked
+        log.info("thumbnails ready", extra={"image_id": str(image_id), "attempt": attempt})
+        return Result(Outcome.READY)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Exponential backoff: base, 4x base, 16x base ... capped at ten minutes."""
+        base = self.settings.thumbnail_retry_base_seconds
+        return float(min(base * 4 ** (attempt - 1), MAX_RETRY_DELAY))
+
+    async def _make(self, blob: str) -> list[uuid.UUID]:
+        """Make (or find) the blob's thumbnails and mark its pending images ready."""
+        async with self.database.reader() as session:
+            existing = await repository.thumbnails_of_blob(session, blob)
+        if {row.size for row in existing} >= set(THUMBNAIL_SIZES):
+            return await self.database.write(
+                lambda connection, _: repository.mark_blob_images_ready(connection, blob)
+            )
+        try:
+            data = await self.storage.get_bytes(object_key(blob))
+        except ObjectNotFound:
+            # Its last image was deleted (or the object lost: reconcile's business).
+            return []
+        thumbs = await self.cpu.run(make_thumbnails, data, self.settings.allowed_formats)
+        del data
+        rows = []
+        for thumb in thumbs:
+            await self.storage.put_bytes(thumbnail_key(blob, thumb.size), thumb.data, CONTENT_TYPE)
+            rows.append(
+                {
+                    "size": thumb.size,
+                    "sha256": sha256_of(thumb.data).hexdigest(),
+                    "file_size": len(thumb.data),
+                    "width": thumb.width,
+                    "height": thumb.height,
+                }
+            )
+
+        def save(connection: Connection, run_async: RunAsync) -> list[uuid.UUID]:
+            if not repository.lock_blob(connection, blob):
+                # Deleted while we worked: what we stored belongs to nobody.
+                for size in THUMBNAIL_SIZES:
+                    run_async(self.storage.delete, thumbnail_key(blob, size))
+                return []
+            return repository.save_thumbnails(connection, blob, rows)
+
+        return await self.database.write(save)
+
+    async def _fail(self, image_id: uuid.UUID, attempts: int, reason: str) -> Result:
+        changed = await self.database.write(
+            lambda connection, _: repository.fail_thumbnail(connection, image_id)
+        )
+        if changed:
+            log.error(
+                "thumbnails failed",
+                extra={"image_id": str(image_id), "attempts": attempts, "reason": reason},
+            )
+            await self._changed(image_id)
+        return Result(Outcome.FAILED)
+
+    async def _changed(self, image_id: uuid.UUID) -> None:
+        if self.changed is not None:
+            await self.changed(image_id)
+
+    async def stale(self, *, everything: bool = False) -> list[uuid.UUID]:
+        """Pending images no job has touched for `THUMBNAIL_STALE_SECONDS` (all pending
+        images with `everything`: at start-up, when no job of ours can be running)."""
+        quiet_since = None
+        if not everything:
+            quiet_since = utcnow() - timedelta(seconds=self.settings.thumbnail_stale_seconds)
+        async with self.database.reader() as session:
+            return await repository.stale_pending_images(session, quiet_since, SWEEP_BATCH)

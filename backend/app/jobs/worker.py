@@ -1,0 +1,129 @@
+"""`chitram worker`: runs thumbnail jobs from arq's Redis queue, on any number of machines.
+
+Why arq (ADR 0006): it is asyncio-native like the rest of the code (the job awaits the
+database and storage directly); a job stays in Redis until a worker finishes it, so a
+worker killed mid-job loses nothing (another picks the job up once the dead worker's
+in-progress mark expires, `THUMBNAIL_JOB_TIMEOUT_SECONDS` + 10 s); job ids make
+dispatch idempotent; and its cron jobs get per-tick ids, so the sweeper runs once per
+tick however many workers there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from typing import Any
+
+from arq import Retry, Worker, cron, func
+from prometheus_client import start_http_server
+from redis.exceptions import RedisError
+
+from app.config import Settings
+from app.cpu import CpuPool
+from app.db import Database
+from app.jobs.queue import JOB_FUNCTION, enqueue, redis_client
+from app.jobs.thumbnails import Outcome, ThumbnailJobs
+from app.storage.factory import build_storage
+
+log = logging.getLogger(__name__)
+RESTART_DELAY = 2.0
+
+
+async def make_thumbnails(ctx: dict[str, Any], image_id: str) -> str:
+    jobs: ThumbnailJobs = ctx["jobs"]
+    result = await jobs.run(uuid.UUID(image_id))
+    if result.outcome is Outcome.RETRY:
+        raise Retry(defer=result.retry_in)
+    return result.outcome.value
+
+
+async def sweep(ctx: dict[str, Any]) -> int:
+    """Queue every pending row that went quiet (its dispatch was lost, or its worker died
+    after arq gave up on it). arq refuses duplicates of jobs that still exist."""
+    jobs: ThumbnailJobs = ctx["jobs"]
+    stale = await jobs.stale()
+    for image_id in stale:
+        await enqueue(ctx["redis"], jobs.settings, image_id)
+    if stale:
+        log.info("sweeper queued stale thumbnail jobs", extra={"count": len(stale)})
+    return len(stale)
+
+
+def _sweep_schedule(interval: int) -> dict[str, set[int]]:
+    if interval < 60:
+        return {"second": set(range(0, 60, interval))}
+    return {"second": {0}, "minute": set(range(0, 60, max(1, interval // 60)))}
+
+
+def build_worker(settings: Settings, jobs: ThumbnailJobs, *, burst: bool = False) -> Worker:
+    """An arq worker for `settings.queue_name`; `burst` stops it once the queue is empty."""
+    return Worker(
+        functions=[
+            # arq's own try limit only backs up ours, which the database counts.
+            func(make_thumbnails, name=JOB_FUNCTION, max_tries=settings.thumbnail_max_attempts + 3)
+        ],
+        cron_jobs=[
+            cron(
+                sweep,
+                name=f"{settings.queue_name}:sweep",
+                run_at_startup=True,
+                unique=True,
+                **_sweep_schedule(settings.thumbnail_sweep_interval_seconds),  # type: ignore[arg-type]
+            )
+        ],
+        redis_pool=redis_client(settings),
+        queue_name=settings.queue_name,
+        ctx={"jobs": jobs},
+        max_jobs=jobs.cpu.workers * 2,  # one running and one waiting per CPU process
+        job_timeout=settings.thumbnail_job_timeout_seconds,
+        keep_result=0,  # a finished job's id is free again at once
+        poll_delay=0.1,
+        health_check_interval=30,
+        health_check_key=f"{settings.queue_name}:health-check",
+        burst=burst,
+        handle_signals=not burst,
+    )
+
+
+async def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int) -> int:
+    """Run until SIGTERM or SIGINT; restart the arq worker while Redis is unreachable."""
+    if not settings.redis_url:
+        log.error("chitram worker needs REDIS_URL; without it the API runs the jobs itself")
+        return 2
+    if metrics_port:
+        try:
+            start_http_server(metrics_port, addr=metrics_host)
+        except OSError as exc:
+            log.warning("worker metrics not served", extra={"error": repr(exc)})
+    database = Database(settings.resolved_database_url)
+    storage = await build_storage(settings)
+    cpu = CpuPool()
+    await cpu.start()
+    jobs = ThumbnailJobs(settings, database, storage, cpu)
+    log.info("worker started", extra={"queue": settings.queue_name, "pid": os.getpid()})
+    try:
+        while True:
+            worker = build_worker(settings, jobs)
+            try:
+                await worker.async_run()
+                return 0
+            except asyncio.CancelledError:
+                return 0  # SIGTERM or SIGINT: arq cancelled its jobs and queued them again
+            except (RedisError, OSError) as exc:
+                log.warning("Redis unreachable; worker restarting", extra={"error": repr(exc)})
+                await asyncio.sleep(RESTART_DELAY)
+            finally:
+                await _close_quietly(worker)
+    finally:
+        cpu.close()
+        await storage.close()
+        await database.dispose()
+
+
+async def _close_quietly(worker: Worker) -> None:
+    try:
+        await worker.close()
+    except (RedisError, OSError) as exc:
+        log.debug("worker closed without Redis", extra={"error": repr(exc)})
