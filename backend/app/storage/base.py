@@ -81,6 +81,12 @@ class Storage(Protocol):
         """Size and modification time, or None when there is no such object."""
         ...
 
+    async def local_path(self, key: str) -> Path | None:
+        """The object's file, when this backend keeps objects as files on this machine
+        (raises `ObjectNotFound` when it has none); None for remote backends. Lets a
+        worker process read a large object itself instead of receiving it through a pipe."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error (idempotent)."""
         ...

@@ -116,7 +116,17 @@ class LocalStorage:
                 raise StorageUnavailable() from exc
             raise StorageError(f"local storage failed: {exc}") from exc
 
+    async def local_path(self, key: str) -> Path | None:
+        path = await self._run(self._existing_path, key)
+        if path is None:
+            raise ObjectNotFound(key)
+        return path
+
     # Everything below runs in a worker thread.
+
+    def _existing_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None
 
     def _path(self, key: str) -> Path:
         """The file for `key`, refusing any path that resolves outside the root."""

@@ -38,6 +38,9 @@ class MemoryStorage:
             yield data[offset : min(offset + chunk_size, stop)]
             await checkpoint()
 
+    async def local_path(self, key: str) -> Path | None:
+        return None
+
     async def stat(self, key: str) -> ObjectInfo | None:
         found = self._objects.get(check_key(key))
         if found is None:

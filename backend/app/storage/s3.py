@@ -101,6 +101,9 @@ class S3Storage:
             response.close()
             response.release_conn()
 
+    async def local_path(self, key: str) -> Path | None:
+        return None
+
     async def stat(self, key: str) -> ObjectInfo | None:
         return await self._run(self._stat, self._name(key), key)
 

@@ -237,6 +237,20 @@ async def test_ping(storage: Storage) -> None:
     await storage.ping()
 
 
+async def test_local_path_is_the_object_file_or_none_for_remote_backends(
+    storage: Storage,
+) -> None:
+    await storage.put_bytes("originals/aa/file", SMALL, "image/png")
+    path = await storage.local_path("originals/aa/file")
+    if isinstance(storage, LocalStorage):
+        assert path is not None
+        assert await anyio.Path(path).read_bytes() == SMALL
+        with pytest.raises(ObjectNotFound):
+            await storage.local_path("originals/aa/missing")
+    else:
+        assert path is None
+
+
 # Local backend only
 
 
