@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 from typing import cast
 
 from PIL import Image, ImageCms, ImageSequence
@@ -31,7 +32,11 @@ WEBP_QUALITY = 80
 # libwebp's effort, 0 (fast) .. 6 (small). 4 is its default; 2 costs a third less CPU for
 # files a few percent larger, which is the better trade for thumbnails made at upload.
 WEBP_METHOD = 2
-RESAMPLE = Image.Resampling.BICUBIC
+# Pillow's filters antialias when they shrink (their support grows with the factor), so
+# bilinear after a draft decode or a box reduction is a proper triangle filter: side by
+# side with bicubic at 800 px no difference shows, and it costs 40% less (bicubic 10 ms,
+# Lanczos 13 ms for the 12 MP photo's large size), which a worker's 20 sets/s needs.
+RESAMPLE = Image.Resampling.BILINEAR
 ANIMATION_MAX_FRAMES = 120
 # Frames x pixels of the large animated thumbnail; beyond it the first frame is used.
 ANIMATION_PIXEL_BUDGET = 24_000_000
@@ -70,11 +75,12 @@ def fit(width: int, height: int, box: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def make_thumbnails(data: bytes, allowed_formats: tuple[str, ...]) -> list[Thumbnail]:
-    """The three WebP thumbnails of an image, largest first."""
+def make_thumbnails(source: bytes | Path, allowed_formats: tuple[str, ...]) -> list[Thumbnail]:
+    """The three WebP thumbnails of an image (its bytes, or its file), largest first."""
     formats = [_PIL_FORMATS[name] for name in allowed_formats if name in _PIL_FORMATS]
     try:
-        with Image.open(BytesIO(data), formats=formats) as image:
+        opened = BytesIO(source) if isinstance(source, bytes) else source
+        with Image.open(opened, formats=formats) as image:
             return _make(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ThumbnailError(f"cannot make thumbnails: {exc}") from exc
@@ -144,9 +150,8 @@ def _scale_to_8bit(image: Image.Image, low: float, high: float) -> Image.Image:
 def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     if image.size == size:
         return image.copy()  # never the open file itself: it may be a frame of many
-    # A box reduction by whole factors, then bicubic over at most 2x: Image.thumbnail's
-    # own recipe, without its draft() call (done above, once). Lanczos costs a third more
-    # for a difference nobody sees at thumbnail sizes.
+    # A box reduction by whole factors, then the filter over at most 2x: Image.thumbnail's
+    # own recipe, without its draft() call (done above, once).
     return image.resize(size, RESAMPLE, reducing_gap=2.0)
 
 
