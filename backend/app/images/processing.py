@@ -45,12 +45,16 @@ class Limits:
 PILLOW_DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
+def align_bomb_guard(max_pixels: int) -> None:
+    """Pillow's bomb guard, process-wide in a CPU worker, must not be stricter than the
+    operator's limit, or it would refuse images the operator allowed."""
+    Image.MAX_IMAGE_PIXELS = max(PILLOW_DEFAULT_MAX_PIXELS or 0, max_pixels)
+
+
 def process_upload(path: Path, raw_sha256: str, limits: Limits) -> ProcessedUpload:
     """Probe the spooled file and strip location metadata in place when there is any."""
-    # Our own check reads the limits from headers first. Pillow's guard, process-wide in
-    # this worker, must not be stricter than the operator's limit or it would refuse
-    # images the operator allowed.
-    Image.MAX_IMAGE_PIXELS = max(PILLOW_DEFAULT_MAX_PIXELS or 0, limits.max_pixels)
+    # Our own check reads the limits from headers first.
+    align_bomb_guard(limits.max_pixels)
     data = path.read_bytes()
     info = probe(
         data,

@@ -26,6 +26,8 @@ from typing import cast
 
 from PIL import Image, ImageCms, ImageSequence
 
+from app.images.processing import align_bomb_guard
+
 THUMBNAIL_SIZES: dict[str, int] = {"large": 800, "medium": 300, "small": 150}
 CONTENT_TYPE = "image/webp"
 WEBP_QUALITY = 80
@@ -75,8 +77,15 @@ def fit(width: int, height: int, box: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def make_thumbnails(source: bytes | Path, allowed_formats: tuple[str, ...]) -> list[Thumbnail]:
-    """The three WebP thumbnails of an image (its bytes, or its file), largest first."""
+def make_thumbnails(
+    source: bytes | Path, allowed_formats: tuple[str, ...], max_pixels: int | None = None
+) -> list[Thumbnail]:
+    """The three WebP thumbnails of an image (its bytes, or its file), largest first.
+
+    With `max_pixels` (the upload limit the image already passed), Pillow's process-wide
+    bomb guard is raised to it when lower, so that no accepted image is refused here."""
+    if max_pixels is not None:
+        align_bomb_guard(max_pixels)
     formats = [_PIL_FORMATS[name] for name in allowed_formats if name in _PIL_FORMATS]
     try:
         opened = BytesIO(source) if isinstance(source, bytes) else source

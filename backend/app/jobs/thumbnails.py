@@ -152,7 +152,9 @@ class ThumbnailJobs:
         except ObjectNotFound:
             # Its last image was deleted (or the object lost: reconcile's business).
             return []
-        thumbs = await self.cpu.run(make_thumbnails, source, self.settings.allowed_formats)
+        thumbs = await self.cpu.run(
+            make_thumbnails, source, self.settings.allowed_formats, self.settings.max_image_pixels
+        )
         del source
         rows = []
         for thumb in thumbs:

@@ -223,3 +223,12 @@ def test_damaged_or_disallowed_input_raises_thumbnail_error(data: bytes) -> None
 def test_only_the_allowed_formats_are_opened() -> None:
     with pytest.raises(ThumbnailError):
         make_thumbnails(factories.png(), ("jpeg",))
+
+
+def test_images_the_operator_allowed_beyond_pillows_default_guard_are_thumbnailed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after
+    data = factories.bilevel_png(10_000, 9_500)  # 95 MP: over Pillow's 89 MP warning
+    thumbs = make_thumbnails(data, FORMATS, max_pixels=100_000_000)
+    assert (thumbs[0].width, thumbs[0].height) == (800, 760)
