@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
@@ -17,9 +18,11 @@ from app.deps import (
 from app.images import serving
 from app.images.schemas import BatchResponse, ImageRead, ImageUploaded, ThumbnailSize
 from app.images.service import UploadRequest
+from app.images.serving import ServedObject
 from app.openapi import errors
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _multipart(field: str, many: bool) -> dict[str, Any]:
@@ -98,35 +101,36 @@ async def get_image(image_id: uuid.UUID, request: Request) -> Response:
     )
 
 
-FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/*": {}}, "description": "The image bytes"},
-    206: {"content": {"image/*": {}}, "description": "The requested byte range"},
-    304: {"description": "Not modified (If-None-Match matched)"},
-    **errors(404, 416, 422),
-}
+def _bytes_responses(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"content": {media_type: {}}, "description": what},
+        206: {"content": {media_type: {}}, "description": "The requested byte range"},
+        304: {"description": "Not modified (If-None-Match matched)"},
+        **errors(404, 416, 422),
+    }
 
 
-@router.head(
-    "/{image_id}/file",
-    operation_id="head_image_file",
-    response_class=Response,
-    responses=FILE_RESPONSES,
-)
-@router.get(
-    "/{image_id}/file",
-    operation_id="get_image_file",
-    response_class=Response,
-    responses=FILE_RESPONSES,
-)
-async def get_image_file(
-    image_id: uuid.UUID,
-    request: Request,
-    download: Annotated[bool, Query(description="Serve as an attachment")] = False,
-) -> Response:
-    """The stored image bytes, with validators, ranges and safe headers."""
+def _bytes_route(path: str, name: str, media_type: str, what: str) -> Callable[[F], F]:
+    """GET and HEAD of a stored object, with its documented responses."""
+    responses = _bytes_responses(media_type, what)
+
+    def register(endpoint: F) -> F:
+        for method in ("get", "head"):
+            getattr(router, method)(
+                path,
+                operation_id=f"{method}_{name}",
+                response_class=Response,
+                responses=responses,
+            )(endpoint)
+        return endpoint
+
+    return register
+
+
+async def _serve(request: Request, obj: ServedObject, *, download: bool = False) -> Response:
     resources = resources_of(request)
     return await serving.serve(
-        await resources.images.served_object(image_id),
+        obj,
         request.headers,
         head=request.method == "HEAD",
         download=download,
@@ -136,42 +140,26 @@ async def get_image_file(
     )
 
 
-THUMBNAIL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/webp": {}}, "description": "The thumbnail (WebP)"},
-    206: {"content": {"image/webp": {}}, "description": "The requested byte range"},
-    304: {"description": "Not modified (If-None-Match matched)"},
-    **errors(404, 416, 422),
-}
+@_bytes_route("/{image_id}/file", "image_file", "image/*", "The image bytes")
+async def get_image_file(
+    image_id: uuid.UUID,
+    request: Request,
+    download: Annotated[bool, Query(description="Serve as an attachment")] = False,
+) -> Response:
+    """The stored image bytes, with validators, ranges and safe headers."""
+    served = await resources_of(request).images.served_object(image_id)
+    return await _serve(request, served, download=download)
 
 
-@router.head(
-    "/{image_id}/thumbnail",
-    operation_id="head_image_thumbnail",
-    response_class=Response,
-    responses=THUMBNAIL_RESPONSES,
-)
-@router.get(
-    "/{image_id}/thumbnail",
-    operation_id="get_image_thumbnail",
-    response_class=Response,
-    responses=THUMBNAIL_RESPONSES,
-)
+@_bytes_route("/{image_id}/thumbnail", "image_thumbnail", "image/webp", "The thumbnail (WebP)")
 async def get_image_thumbnail(
     image_id: uuid.UUID,
     request: Request,
     size: Annotated[ThumbnailSize, Query(description="Max side 150, 300 or 800 px")] = "medium",
 ) -> Response:
     """A WebP thumbnail; 404 `THUMBNAIL_NOT_READY` (with `Retry-After`) while it is made."""
-    resources = resources_of(request)
-    return await serving.serve(
-        await resources.images.served_thumbnail(image_id, size),
-        request.headers,
-        head=request.method == "HEAD",
-        download=False,
-        storage=resources.storage,
-        cache=resources.images.object_cache,
-        small_file_bytes=resources.settings.small_file_bytes,
-    )
+    served = await resources_of(request).images.served_thumbnail(image_id, size)
+    return await _serve(request, served)
 
 
 @router.delete(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from PIL import Image
 from app.config import Settings
 from tests.images import factories
 from tests.support import images
+from tests.support.serving import assert_serving_headers
 from tests.support.thumbnails import wait_for_thumbnails
 
 pytestmark = pytest.mark.anyio
@@ -68,18 +70,13 @@ async def test_thumbnail_defaults_to_medium_and_has_the_serving_headers(
     assert Image.open(BytesIO(response.content)).size == (300, 200)
     h = response.headers
     assert h["content-type"] == "image/webp"
-    assert h["content-length"] == str(len(response.content))
-    assert h["etag"].startswith('"')
-    assert len(h["etag"]) == 66
-    assert h["etag"] != f'"{body["checksum"].removeprefix("sha256:")}"'
-    assert h["last-modified"].endswith("GMT")
-    assert h["cache-control"] == "public, max-age=31536000, immutable"
-    assert h["accept-ranges"] == "bytes"
-    assert h["x-content-type-options"] == "nosniff"
-    assert h["content-security-policy"] == "default-src 'none'; sandbox"
-    assert h["content-disposition"] == (
-        'inline; filename="Unicode cafe-medium.webp"; '
-        "filename*=UTF-8''%C3%9Cn%C3%AFcode%20caf%C3%A9-medium.webp"
+    assert h["etag"] == f'"{hashlib.sha256(response.content).hexdigest()}"'
+    assert_serving_headers(
+        response,
+        content_disposition=(
+            'inline; filename="Unicode cafe-medium.webp"; '
+            "filename*=UTF-8''%C3%9Cn%C3%AFcode%20caf%C3%A9-medium.webp"
+        ),
     )
 
     head = await client.head(path, params={"size": "small"})

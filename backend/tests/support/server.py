@@ -39,19 +39,23 @@ def chitram(
 
 
 @dataclass
-class LiveServer:
-    url: str
+class _Process:
     process: subprocess.Popen[bytes]
     log_path: Path
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown hooks run, as in a crash."""
+        """SIGKILL: no shutdown hooks run, as in a crash (a worker hands nothing back)."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class LiveServer(_Process):
+    url: str
 
 
 @contextlib.contextmanager
@@ -72,7 +76,7 @@ def live_server(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log_path)
+    server = LiveServer(process, log_path, f"http://127.0.0.1:{port}")
     try:
         _wait_ready(server)
         yield server
@@ -98,19 +102,8 @@ def _wait_ready(server: LiveServer, timeout: float = 30) -> None:
 
 
 @dataclass
-class LiveWorker:
-    process: subprocess.Popen[bytes]
-    log_path: Path
+class LiveWorker(_Process):
     metrics_url: str
-
-    def kill(self) -> None:
-        """SIGKILL mid-job: nothing is handed back to the queue."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @contextlib.contextmanager
