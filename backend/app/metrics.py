@@ -8,9 +8,22 @@ queue's depth, are read when scraped.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from app.jobs.outcomes import Outcome
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created only doubles Prometheus
 
 THUMBNAIL_JOBS = Counter("chitram_thumbnail_jobs", "Thumbnail job attempts by outcome", ["result"])
+for _outcome in Outcome:  # every outcome is exported from the start, at zero
+    THUMBNAIL_JOBS.labels(result=_outcome.value)
 THUMBNAIL_JOB_SECONDS = Histogram(
     "chitram_thumbnail_job_duration_seconds",
     "Time one thumbnail job attempt took, from claim to outcome",

@@ -18,7 +18,8 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from app.config import Settings
-from app.jobs.thumbnails import Outcome, ThumbnailJobs
+from app.jobs.outcomes import Outcome
+from app.jobs.thumbnails import ThumbnailJobs
 
 log = logging.getLogger(__name__)
 JOB_FUNCTION = "make_thumbnails"

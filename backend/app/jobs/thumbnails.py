@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from hashlib import sha256 as sha256_of
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from app.db import Database, RunAsync
 from app.errors import ServiceUnavailable
 from app.images import repository
 from app.images.thumbnails import CONTENT_TYPE, THUMBNAIL_SIZES, ThumbnailError, make_thumbnails
+from app.jobs.outcomes import Outcome
 from app.metrics import THUMBNAIL_JOB_SECONDS, THUMBNAIL_JOBS
 from app.models.base import utcnow
 from app.models.blob import object_key
@@ -47,13 +47,6 @@ MAX_RETRY_DELAY = 600.0
 SWEEP_BATCH = 1000
 
 Changed = Callable[[uuid.UUID], Awaitable[None]]
-
-
-class Outcome(StrEnum):
-    READY = "ready"
-    RETRY = "retry"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # gone, or no longer pending: someone else finished it
 
 
 @dataclass(frozen=True, slots=True)

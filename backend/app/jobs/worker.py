@@ -23,8 +23,9 @@ from redis.exceptions import RedisError
 from app.config import Settings
 from app.cpu import CpuPool
 from app.db import Database
+from app.jobs.outcomes import Outcome
 from app.jobs.queue import JOB_FUNCTION, enqueue, redis_client
-from app.jobs.thumbnails import Outcome, ThumbnailJobs
+from app.jobs.thumbnails import ThumbnailJobs
 from app.storage.factory import build_storage
 
 log = logging.getLogger(__name__)

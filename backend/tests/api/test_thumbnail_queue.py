@@ -14,7 +14,8 @@ from asgi_lifespan import LifespanManager
 from app.config import Settings
 from app.cpu import CpuPool
 from app.db import Database
-from app.jobs.thumbnails import Outcome, ThumbnailJobs
+from app.jobs.outcomes import Outcome
+from app.jobs.thumbnails import ThumbnailJobs
 from app.jobs.worker import build_worker
 from app.main import create_app
 from app.models.blob import object_key
