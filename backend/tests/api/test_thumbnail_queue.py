@@ -129,8 +129,8 @@ async def test_retries_back_off_exponentially(jobs: ThumbnailJobs) -> None:
     assert [jobs.retry_delay(attempt) for attempt in (1, 2, 3, 9)] == [5, 20, 80, 600]
 
 
-async def test_uploads_succeed_while_redis_is_unreachable(
-    tmp_path: Path, postgres_url: str, queue_name: str
+async def test_uploads_succeed_while_redis_is_unreachable_and_the_sweeper_catches_up(
+    tmp_path: Path, postgres_url: str, redis_url: str, queue_name: str
 ) -> None:
     settings = Settings(
         _env_file=None,
@@ -151,6 +151,27 @@ async def test_uploads_succeed_while_redis_is_unreachable(
             assert health.json()["status"] == "degraded"
             assert health.json()["components"]["queue"]["status"] == "down"
             assert (await client.get("/metrics")).status_code == 200
+
+            # Redis is back (here: the real one); a worker's sweeper finds the lost job.
+            reachable = settings.model_copy(
+                update={"redis_url": redis_url, "thumbnail_stale_seconds": 0}
+            )
+            database = Database(reachable.resolved_database_url)
+            storage = await build_storage(reachable)
+            cpu = CpuPool(1)
+            await cpu.start()
+            worker = build_worker(
+                reachable, ThumbnailJobs(reachable, database, storage, cpu), burst=True
+            )
+            try:
+                await worker.async_run()
+            finally:
+                await worker.close()
+                cpu.close()
+                await storage.close()
+                await database.dispose()
+            meta = (await client.get(f"/api/v1/images/{body['id']}")).json()
+            assert meta["thumbnail_status"] == "ready"
 
 
 def _uuid(body: dict[str, Any]) -> uuid.UUID:
