@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_image_side: int = Field(default=30_000, gt=0)
     max_frames: int = Field(default=1_000, gt=0)
     max_batch_files: int = Field(default=20, gt=0)
+    # Back-pressure per API process: uploads at once, and bytes they may bring in.
+    max_concurrent_uploads: int = Field(default=64, gt=0)
+    max_ingest_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     allowed_formats: Annotated[tuple[str, ...], NoDecode] = ALL_FORMATS
     strip_metadata: bool = True
     allow_anonymous_uploads: bool = True
@@ -95,6 +98,8 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret in ("", DEFAULT_JWT_SECRET):
             raise ValueError("JWT_SECRET must be set to a non-default value outside development")
+        if self.max_ingest_bytes < self.max_upload_bytes:
+            raise ValueError("MAX_INGEST_BYTES must be at least MAX_UPLOAD_BYTES")
         if self.storage_backend == "s3" and not (
             self.s3_endpoint_url and self.s3_access_key and self.s3_secret_key
         ):

@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from app.cpu import CpuPool, WorkerCrashed
 from app.db import Database, RunAsync
 from app.errors import AppError, InvalidRequest, ServiceUnavailable, ValidationFailed
 from app.images import repository, tokens
+from app.images.backpressure import UploadGate
 from app.images.cache import CachedImage, CachedThumbnail, CacheResult, MetadataCache
 from app.images.errors import (
     DeleteTokenRequired,
@@ -89,12 +91,33 @@ class ImageService:
         # Validation decodes images in at most one process per core: bounded CPU and memory.
         self.cpu = cpu
         self.queue = queue  # thumbnail jobs, dispatched after each upload commits
+        self.gate = UploadGate(settings.max_concurrent_uploads, settings.max_ingest_bytes)
         self._limits = Limits.from_settings(settings)
 
     # ---- upload -------------------------------------------------------------------------
 
     async def upload(self, request: UploadRequest) -> ImageUploaded:
         """Ingest one file part named `file`; the response body of a 201."""
+        with self._admit(request, max_files=1):
+            return await self._upload(request)
+
+    async def upload_batch(self, request: UploadRequest) -> list[BatchResult]:
+        """Ingest every `files` part; each gets the result it would have got alone."""
+        with self._admit(request, max_files=self.settings.max_batch_files):
+            return await self._upload_batch(request)
+
+    def _max_body(self, max_files: int) -> int:
+        return max_files * (self.settings.max_upload_bytes + MULTIPART_OVERHEAD)
+
+    def _admit(self, request: UploadRequest, *, max_files: int) -> AbstractContextManager[None]:
+        """A slot of the upload gate, taken before any of the body is read."""
+        max_body = self._max_body(max_files)
+        declared = request.content_length
+        if declared is not None and declared > max_body:
+            raise FileTooLarge(self.settings.max_upload_bytes)
+        return self.gate.admit(max_body if declared is None else declared)
+
+    async def _upload(self, request: UploadRequest) -> ImageUploaded:
         key_hash = self._idempotency_hash(request)
         if key_hash is not None:
             replay = await self._replay(key_hash, request)
@@ -117,8 +140,7 @@ class ImageService:
         finally:
             received.discard()
 
-    async def upload_batch(self, request: UploadRequest) -> list[BatchResult]:
-        """Ingest every `files` part; each gets the result it would have got alone."""
+    async def _upload_batch(self, request: UploadRequest) -> list[BatchResult]:
         files = await self._receive(
             request, field="files", max_files=self.settings.max_batch_files, fail_fast=False
         )
@@ -152,9 +174,6 @@ class ImageService:
     async def _receive(
         self, request: UploadRequest, *, field: str, max_files: int, fail_fast: bool
     ) -> list[ReceivedFile]:
-        max_body = max_files * self.settings.max_upload_bytes + MULTIPART_OVERHEAD * max_files
-        if request.content_length is not None and request.content_length > max_body:
-            raise FileTooLarge(self.settings.max_upload_bytes)
         ingest = MultipartIngest(
             content_type=request.content_type,
             field_name=field,
@@ -163,7 +182,7 @@ class ImageService:
             tmp_dir=self.settings.tmp_dir,
             fail_fast=fail_fast,
         )
-        return await ingest.consume(request.body, max_body)
+        return await ingest.consume(request.body, self._max_body(max_files))
 
     async def _store(
         self, received: ReceivedFile, request: UploadRequest, key_hash: str | None
