@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     strip_metadata: bool = True
     allow_anonymous_uploads: bool = True
 
+    # Per caller, in the `limits` library's notation; counted in Redis when configured.
+    rate_limit_enabled: bool = True
+    rate_limit_upload: str = "60/minute"
+    rate_limit_read: str = "1200/minute"
+    rate_limit_auth: str = "20/minute"
+
     jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_expire_minutes: float = Field(default=60, gt=0)
 
@@ -88,6 +94,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return tuple(ipaddress.ip_network(str(part), strict=False) for part in value)  # type: ignore[attr-defined]
+
+    @field_validator("rate_limit_upload", "rate_limit_read", "rate_limit_auth")
+    @classmethod
+    def _parse_limit(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # raises ValueError on anything the limits library cannot read
+        return value
 
     @field_validator("public_base_url")
     @classmethod

@@ -5,7 +5,6 @@ thread, and a thread hop costs more than the whole request on a small machine.""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,8 +12,7 @@ from fastapi import Depends, Request
 from app.config import Settings
 from app.images.service import Caller, ImageService
 from app.lifespan import Resources
-
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+from app.net import client_address
 
 
 def resources_of(request: Request) -> Resources:
@@ -43,33 +41,7 @@ ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
 
 
 def client_ip(request: Request, settings: Settings) -> str:
-    """The peer address, or the first untrusted hop of X-Forwarded-For behind a trusted proxy."""
-    peer = request.client.host if request.client else "0.0.0.0"  # noqa: S104
-    trusted = (*LOOPBACK, *settings.trusted_proxies)
-
-    def is_trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in trusted)
-
-    if not is_trusted(peer):
-        return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not is_trusted(hop):
-            return hop if _is_ip(hop) else peer
-    return hops[0] if hops and _is_ip(hops[0]) else peer
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
+    return client_address(request.scope, settings)
 
 
 async def get_caller(request: Request, settings: SettingsDep) -> Caller:

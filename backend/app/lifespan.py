@@ -17,6 +17,7 @@ from app.images.service import ImageService
 from app.images.serving import ObjectCache
 from app.jobs.queue import JobQueue, build_queue
 from app.jobs.thumbnails import ThumbnailJobs
+from app.ratelimit import RateLimiter
 from app.storage import Storage
 from app.storage.factory import build_storage
 
@@ -31,6 +32,7 @@ class Resources:
     cpu: CpuPool
     queue: JobQueue
     images: ImageService
+    limiter: RateLimiter
 
 
 class State(TypedDict):
@@ -52,7 +54,7 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
         settings, database, storage, cache, ObjectCache(settings.object_cache_bytes), cpu, queue
     )
     await queue.start()
-    return Resources(settings, database, storage, cpu, queue, images)
+    return Resources(settings, database, storage, cpu, queue, images, RateLimiter(settings))
 
 
 def build_metadata_cache(settings: Settings) -> MetadataCache:
@@ -66,6 +68,7 @@ def build_metadata_cache(settings: Settings) -> MetadataCache:
 
 
 async def close_resources(resources: Resources) -> None:
+    await resources.limiter.close()
     await resources.queue.close()
     resources.cpu.close()
     await resources.storage.close()

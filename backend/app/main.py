@@ -11,6 +11,7 @@ from app.images.router import router as images_router
 from app.lifespan import lifespan_for
 from app.logging import configure_logging
 from app.middleware import RequestIdMiddleware
+from app.ratelimit import RateLimitMiddleware
 from app.storage import Storage
 
 
@@ -25,7 +26,8 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     app.include_router(images_router)
     app.include_router(health.router)
     install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(RequestIdMiddleware)  # outermost: even a 429 carries the request id
     return app
 
 

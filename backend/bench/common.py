@@ -85,6 +85,8 @@ def embedded_server(log_level: str = "WARNING", **extra_env: str) -> Iterator[Se
             "STORAGE_BACKEND": "local",
             "ENVIRONMENT": "development",
             "LOG_LEVEL": log_level,
+            # One load generator is one client: per-client limits would refuse it.
+            "RATE_LIMIT_ENABLED": "false",
             **extra_env,
         }
         with live_server(env, Path(tmp)) as live:

@@ -235,7 +235,10 @@ def run_level(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     results: list[dict[str, Any]] = []
     checks: dict[str, Any] = {}
-    with embedded_server(log_level) as server, httpx.Client(timeout=30) as client:
+    with (
+        embedded_server(log_level, **args.server_env) as server,
+        httpx.Client(timeout=30) as client,
+    ):
         print(f"[{log_level}] server pid {server.pid} at {server.url}, data in {server.data_dir}")
         image_id, checks["prepare"] = _prepare(server, client, jpeg)
         urls = {
@@ -350,7 +353,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=SCENARIOS,
         help="run only these (repeatable; default: all)",
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra server environment, e.g. RATE_LIMIT_ENABLED=true (repeatable)",
+    )
     args = parser.parse_args(argv)
+    args.server_env = dict(item.split("=", 1) for item in args.server_env)
     args.log_levels = args.log_levels or ["WARNING"]
     args.scenarios = args.scenarios or list(SCENARIOS)
     return args

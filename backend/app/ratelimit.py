@@ -1,0 +1,215 @@
+"""Rate limits with the `limits` library: Redis across processes, memory as the fallback.
+
+Fixed windows (`limits`' fixed-window strategy: one INCR with expiry per request, the
+cheapest there is), keyed by the caller: the user or API key when authenticated, the
+client IP otherwise (`X-Forwarded-For` only from `TRUSTED_PROXIES`). With `REDIS_URL`
+the counters live in Redis, so a limit holds across every API process; when Redis does
+not answer within `REDIS_TIMEOUT`, this process counts in memory instead (per process,
+so limits loosen by the number of processes but never disappear), logs it once, and
+tries Redis again after `RETRY_REDIS_AFTER` seconds.
+
+`RateLimitMiddleware` applies them before routing, so a refused request costs no
+dependency resolution, and adds the IETF `RateLimit-*` headers to every limited route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from prometheus_client import Counter, Gauge
+from redis.asyncio import ConnectionPool
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import Settings
+from app.net import client_address
+
+log = logging.getLogger(__name__)
+REDIS_TIMEOUT = 0.25
+RETRY_REDIS_AFTER = 5.0
+API = "/api/v1/"
+
+LimitName = Literal["upload", "read", "auth"]
+
+RATE_LIMITED = Counter("chitram_rate_limited", "Requests refused by a rate limit", ["limit"])
+LIMITER_FALLBACK = Gauge(
+    "chitram_rate_limit_fallback", "1 while limits are counted in this process (Redis down)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: int  # seconds until the window resets
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset_after).encode()),
+        ]
+        if not self.allowed:
+            headers.append((b"retry-after", str(max(1, self.reset_after)).encode()))
+        return headers
+
+
+class RateLimiter:
+    """Counts hits per (limit, caller) in Redis, or in memory while Redis is away."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.items: dict[LimitName, RateLimitItem] = {
+            "upload": parse(settings.rate_limit_upload),
+            "read": parse(settings.rate_limit_read),
+            "auth": parse(settings.rate_limit_auth),
+        }
+        self.memory = MemoryStorage()
+        self.redis: Storage | None = None
+        self._pool: ConnectionPool | None = None
+        if settings.redis_url:
+            self._pool = ConnectionPool.from_url(
+                settings.redis_url,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
+            self.redis = RedisStorage(
+                f"async+{settings.redis_url}",
+                implementation="redispy",
+                key_prefix=f"{settings.queue_name}:ratelimit",
+                connection_pool=self._pool,  # type: ignore[arg-type]
+            )
+        self._redis_retry_at = 0.0
+
+    @property
+    def degraded(self) -> bool:
+        """True while a configured Redis is being bypassed."""
+        return self.redis is not None and self._redis_retry_at > time.monotonic()
+
+    async def hit(self, name: LimitName, caller: str) -> Quota:
+        item = self.items[name]
+        key = item.key_for(name, caller)
+        if self.redis is not None and not self.degraded:
+            try:
+                quota = await asyncio.wait_for(self._count(self.redis, item, key), REDIS_TIMEOUT)
+            except (RedisError, OSError, TimeoutError) as exc:
+                # Logged at most once per RETRY_REDIS_AFTER: only this branch logs.
+                self._redis_retry_at = time.monotonic() + RETRY_REDIS_AFTER
+                LIMITER_FALLBACK.set(1)
+                log.warning("rate limits fall back to this process", extra={"error": repr(exc)})
+            else:
+                LIMITER_FALLBACK.set(0)
+                return quota
+        return await self._count(self.memory, item, key)
+
+    async def _count(self, storage: Storage, item: RateLimitItem, key: str) -> Quota:
+        # limits' FixedWindowRateLimiter.hit is exactly `incr(...) <= amount`; calling the
+        # storage directly also gives the count, saving a round trip for the headers.
+        count = await storage.incr(key, item.get_expiry())
+        reset_at = await storage.get_expiry(key)
+        return Quota(
+            allowed=count <= item.amount,
+            limit=item.amount,
+            remaining=max(0, item.amount - count),
+            reset_after=max(0, math.ceil(reset_at - time.time())),
+        )
+
+    async def ping(self) -> None:
+        if self.redis is not None:
+            await asyncio.wait_for(self.redis.check(), REDIS_TIMEOUT)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.disconnect()
+
+
+def classify(method: str, path: str) -> LimitName | None:
+    """Which limit a request counts against, from its method and path alone."""
+    if not path.startswith(API):
+        return None
+    rest = path[len(API) :]
+    if method == "POST" and rest in ("images/upload", "images/batch"):
+        return "upload"
+    if method == "POST" and rest in ("auth/login", "auth/register", "auth/token"):
+        return "auth"
+    if method in ("GET", "HEAD") and rest.startswith("images"):
+        return "read"
+    return None
+
+
+def caller_key(scope: Scope, settings: Settings) -> str:
+    """`key:<digest>` for an API key, `bearer:<digest>` for a token, else `ip:<address>`.
+
+    Credentials are digested, never stored; a forged token only buys its sender a
+    bucket of its own, which is no more than a new IP address would."""
+    for name, value in scope["headers"]:
+        if name == b"x-api-key" and value:
+            return "key:" + hashlib.sha256(value).hexdigest()[:32]
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            return "bearer:" + hashlib.sha256(value[7:].strip()).hexdigest()[:32]
+    return "ip:" + client_address(scope, settings)
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = (
+            classify(scope["method"], scope["path"])
+            if scope["type"] == "http" and self.settings.rate_limit_enabled
+            else None
+        )
+        state = scope.get("state") or {}
+        resources = state.get("resources")
+        if name is None or resources is None:
+            await self.app(scope, receive, send)
+            return
+        quota = await resources.limiter.hit(name, caller_key(scope, self.settings))
+        headers = quota.headers()
+        if not quota.allowed:
+            RATE_LIMITED.labels(limit=name).inc()
+            await _refuse(scope, send, headers)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _refuse(scope: Scope, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "code": "RATE_LIMITED",
+                "message": "Too many requests; retry after the time in Retry-After",
+                "details": {},
+                "request_id": (scope.get("state") or {}).get("request_id"),
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

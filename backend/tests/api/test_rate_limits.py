@@ -1,0 +1,133 @@
+"""Rate limits: per caller, the IETF headers, trusted proxies, Redis across processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from app.config import Settings
+from app.main import create_app
+from tests.support import images
+from tests.support.server import free_port
+
+pytestmark = pytest.mark.anyio
+LIMITS = {"rate_limit_upload": "2/minute", "rate_limit_read": "3/minute"}
+
+
+@pytest.fixture
+def database_kind() -> str:
+    return "sqlite"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    return dict(LIMITS)
+
+
+@asynccontextmanager
+async def _client(settings: Settings, peer: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+
+
+async def _upload(client: httpx.AsyncClient, **headers: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/images/upload", files={"file": ("a.png", images.png())}, headers=headers
+    )
+
+
+async def test_anonymous_uploads_are_limited_per_ip_with_the_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    first, second, third = [await _upload(client) for _ in range(3)]
+    assert (first.status_code, second.status_code, third.status_code) == (201, 201, 429)
+    assert first.headers["ratelimit-limit"] == "2"
+    assert first.headers["ratelimit-remaining"] == "1"
+    assert second.headers["ratelimit-remaining"] == "0"
+    assert 0 < int(first.headers["ratelimit-reset"]) <= 60
+    assert third.json()["error"]["code"] == "RATE_LIMITED"
+    assert third.json()["error"]["request_id"] == third.headers["x-request-id"]
+    assert 1 <= int(third.headers["retry-after"]) <= 60
+    assert third.headers["ratelimit-remaining"] == "0"
+    assert "retry-after" not in first.headers
+
+
+async def test_reads_have_their_own_limit_and_unlimited_routes_no_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    body = (await _upload(client)).json()
+    reads = [await client.get(f"/api/v1/images/{body['id']}") for _ in range(4)]
+    assert [r.status_code for r in reads] == [200, 200, 200, 429]
+    assert reads[0].headers["ratelimit-limit"] == "3"
+    assert (await client.get(body["url"])).status_code == 429  # same read budget
+    assert (await _upload(client)).status_code == 201  # uploads count apart
+    health = await client.get("/health")
+    assert "ratelimit-limit" not in health.headers
+    deleted = await client.delete(body["delete_url"])
+    assert deleted.status_code == 204
+
+
+async def test_api_keys_and_tokens_get_buckets_of_their_own(client: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        assert (await _upload(client)).status_code == 201
+    assert (await _upload(client)).status_code == 429
+    assert (await _upload(client, **{"X-API-Key": "chk_first"})).status_code == 201
+    assert (await _upload(client, **{"X-API-Key": "chk_second"})).status_code == 201
+    bearer = {"Authorization": "Bearer some.jwt.token"}
+    assert (await _upload(client, **bearer)).status_code == 201
+    assert (await _upload(client, **bearer)).status_code == 201
+    assert (await _upload(client, **bearer)).status_code == 429
+
+
+async def test_forwarded_for_counts_only_behind_a_trusted_proxy(settings: Settings) -> None:
+    # Loopback is trusted by default: the proxy's X-Forwarded-For names the caller.
+    async with _client(settings) as client:
+        for address in ("198.51.100.1", "198.51.100.2"):
+            for _ in range(2):
+                response = await _upload(client, **{"X-Forwarded-For": address})
+                assert response.status_code == 201
+        assert (await _upload(client, **{"X-Forwarded-For": "198.51.100.1"})).status_code == 429
+    # A peer that is not a trusted proxy cannot pick its bucket with the header.
+    async with _client(settings, peer="203.0.113.9") as client:
+        statuses = [
+            (await _upload(client, **{"X-Forwarded-For": f"198.51.100.{i}"})).status_code
+            for i in range(3)
+        ]
+        assert statuses == [201, 201, 429]
+
+
+async def test_limits_can_be_turned_off(settings: Settings) -> None:
+    async with _client(settings.model_copy(update={"rate_limit_enabled": False})) as client:
+        responses = [await _upload(client) for _ in range(4)]
+        assert {r.status_code for r in responses} == {201}
+        assert "ratelimit-limit" not in responses[0].headers
+
+
+async def test_with_redis_a_limit_holds_across_processes(
+    settings: Settings, redis_url: str, queue_name: str
+) -> None:
+    shared = settings.model_copy(update={"redis_url": redis_url, "queue_name": queue_name})
+    async with _client(shared) as one, _client(shared) as other:
+        assert (await _upload(one)).status_code == 201
+        assert (await _upload(other)).status_code == 201
+        assert (await _upload(one)).status_code == 429
+        assert (await _upload(other)).status_code == 429
+
+
+async def test_without_redis_limits_fall_back_to_this_process(settings: Settings) -> None:
+    unreachable = settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "queue_name": "nowhere"}
+    )
+    async with _client(unreachable) as client:
+        statuses = [(await _upload(client)).status_code for _ in range(3)]
+        assert statuses == [201, 201, 429]
+        metrics = (await client.get("/metrics")).text
+        assert "chitram_rate_limit_fallback 1.0" in metrics
+        assert 'chitram_rate_limited_total{limit="upload"}' in metrics
