@@ -69,6 +69,8 @@ class Settings(BaseSettings):
 
     # Thumbnail jobs (see app/jobs). With REDIS_URL they go through this arq queue.
     queue_name: str = "chitram:thumbnails"
+    # Every other Redis key of this deployment (cache, rate limits) starts with this.
+    redis_prefix: str = "chitram"
     thumbnail_max_attempts: int = Field(default=3, ge=1)
     thumbnail_retry_base_seconds: float = Field(default=5.0, ge=0)
     thumbnail_sweep_interval_seconds: int = Field(default=30, ge=1, le=3600)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from app import __version__
 from app.deps import ResourcesDep
+from app.images.redis_cache import RedisCache
 from app.lifespan import Resources
 from app.metrics import CONTENT_TYPE_LATEST, THUMBNAIL_QUEUE_DEPTH, generate_latest
 
@@ -39,7 +40,7 @@ async def health(resources: ResourcesDep) -> JSONResponse:
     components = {
         "database": await _probe(resources.database.ping),
         "storage": await _probe(resources.storage.ping),
-        "cache": Component(status="disabled"),
+        "cache": await _cache(resources),
         "queue": await _queue(resources),
     }
     critical_down = any(components[name].status == "down" for name in ("database", "storage"))
@@ -47,6 +48,13 @@ async def health(resources: ResourcesDep) -> JSONResponse:
     overall = "unavailable" if critical_down else "degraded" if degraded else "ok"
     body = Health(status=overall, version=__version__, components=components)
     return JSONResponse(body.model_dump(mode="json"), status_code=503 if critical_down else 200)
+
+
+async def _cache(resources: Resources) -> Component:
+    cache = resources.images.cache
+    if not isinstance(cache, RedisCache):
+        return Component(status="disabled")  # in-process or none: nothing to reach
+    return await _probe(cache.ping)
 
 
 async def _queue(resources: Resources) -> Component:

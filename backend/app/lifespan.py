@@ -13,6 +13,7 @@ from app.config import Settings
 from app.cpu import CpuPool
 from app.db import Database
 from app.images.cache import InProcessCache, MetadataCache, NoCache
+from app.images.redis_cache import RedisCache
 from app.images.service import ImageService
 from app.images.serving import ObjectCache
 from app.jobs.queue import JobQueue, build_queue
@@ -58,17 +59,20 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
 
 
 def build_metadata_cache(settings: Settings) -> MetadataCache:
-    """In-process while this is the only process writing image rows; otherwise none.
-
-    Other API processes (`--workers`) delete images, and with REDIS_URL the thumbnail
-    workers mark them ready: a cache here would not hear of either."""
-    if settings.web_processes == 1 and not settings.redis_url:
+    """Redis when configured (shared by every process); else in-process while this is the
+    only process writing image rows (another `--workers` process could not reach it)."""
+    if settings.redis_url:
+        return RedisCache(
+            settings.redis_url, settings.redis_prefix, ttl=settings.metadata_cache_ttl_seconds
+        )
+    if settings.web_processes == 1:
         return InProcessCache(ttl=settings.metadata_cache_ttl_seconds)
     return NoCache()
 
 
 async def close_resources(resources: Resources) -> None:
     await resources.limiter.close()
+    await resources.images.cache.close()
     await resources.queue.close()
     resources.cpu.close()
     await resources.storage.close()

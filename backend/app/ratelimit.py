@@ -85,7 +85,7 @@ class RateLimiter:
             self.redis = RedisStorage(
                 f"async+{settings.redis_url}",
                 implementation="redispy",
-                key_prefix=f"{settings.queue_name}:ratelimit",
+                key_prefix=f"{settings.redis_prefix}:ratelimit",
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
         self._redis_retry_at = 0.0

@@ -78,6 +78,8 @@ async def reconcile(resources: Resources, *, dry_run: bool) -> ReconcileReport:
             if not dry_run:
                 await _remove_unreferenced_blob(resources, sha256)
     await _reconcile_thumbnails(resources, report, grace_start)
+    for image_id in (*report.images_removed, *report.thumbnails_requeued):
+        await resources.images.cache.invalidate(uuid.UUID(image_id))  # a shared cache
     if not dry_run:
         cutoff = utcnow() - timedelta(seconds=resources.settings.idempotency_ttl_seconds)
         report.idempotency_purged = await resources.database.write(

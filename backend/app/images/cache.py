@@ -10,10 +10,10 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 CacheResult = Literal["HIT", "MISS", "BYPASS"]
 
@@ -45,6 +45,31 @@ class CachedImage:
 Loader = Callable[[uuid.UUID], Awaitable[CachedImage | None]]
 
 
+class SingleFlight:
+    """At most one load per image id at a time; concurrent callers share its result.
+
+    The load runs as its own task, so a caller that goes away cannot cancel it for the
+    others waiting on the same id."""
+
+    def __init__(self) -> None:
+        self._loading: dict[uuid.UUID, asyncio.Task[CachedImage | None]] = {}
+
+    async def run(
+        self, image_id: uuid.UUID, load: Callable[[], Coroutine[Any, Any, CachedImage | None]]
+    ) -> CachedImage | None:
+        task = self._loading.get(image_id)
+        if task is None:
+            task = asyncio.create_task(load())
+            self._loading[image_id] = task
+            task.add_done_callback(lambda done: self._finished(image_id, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, image_id: uuid.UUID, task: asyncio.Task[CachedImage | None]) -> None:
+        self._loading.pop(image_id, None)
+        if not task.cancelled():
+            task.exception()  # mark it retrieved: the waiters re-raise it, if any remain
+
+
 class MetadataCache(Protocol):
     async def get_or_load(
         self, image_id: uuid.UUID, load: Loader
@@ -56,6 +81,8 @@ class MetadataCache(Protocol):
         """Forget `image_id`; call after the commit that changed or deleted it."""
         ...
 
+    async def close(self) -> None: ...
+
 
 class NoCache:
     """Every read goes to the database."""
@@ -66,6 +93,9 @@ class NoCache:
         return await load(image_id), "BYPASS"
 
     async def invalidate(self, image_id: uuid.UUID) -> None:
+        return None
+
+    async def close(self) -> None:
         return None
 
 
@@ -83,7 +113,7 @@ class InProcessCache:
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self._entries: OrderedDict[uuid.UUID, tuple[float, CachedImage | None]] = OrderedDict()
-        self._loading: dict[uuid.UUID, asyncio.Task[CachedImage | None]] = {}
+        self._flight = SingleFlight()
         self._invalidated_at: dict[uuid.UUID, float] = {}
 
     async def get_or_load(
@@ -92,25 +122,15 @@ class InProcessCache:
         entry = self._entries.get(image_id)
         if entry is not None and entry[0] > time.monotonic():
             return entry[1], "HIT"
-        task = self._loading.get(image_id)
-        if task is None:
-            # The load runs as its own task, so a caller that goes away cannot cancel it
-            # for the others waiting on the same id.
-            task = asyncio.create_task(self._load(image_id, load, time.monotonic()))
-            self._loading[image_id] = task
-            task.add_done_callback(lambda done: self._finished(image_id, done))
-        return await asyncio.shield(task), "MISS"
+        started = time.monotonic()
+        value = await self._flight.run(image_id, lambda: self._load(image_id, load, started))
+        return value, "MISS"
 
     async def _load(self, image_id: uuid.UUID, load: Loader, started: float) -> CachedImage | None:
         value = await load(image_id)
         if self._invalidated_at.get(image_id, -1.0) < started:
             self._store(image_id, value)
         return value
-
-    def _finished(self, image_id: uuid.UUID, task: asyncio.Task[CachedImage | None]) -> None:
-        self._loading.pop(image_id, None)
-        if not task.cancelled():
-            task.exception()  # mark it retrieved: the waiters re-raise it, if any remain
 
     def _store(self, image_id: uuid.UUID, value: CachedImage | None) -> None:
         ttl = self.ttl if value is not None else self.negative_ttl
@@ -128,3 +148,6 @@ class InProcessCache:
             # cannot matter any more.
             horizon = now - 60.0
             self._invalidated_at = {k: t for k, t in self._invalidated_at.items() if t > horizon}
+
+    async def close(self) -> None:
+        self._entries.clear()

@@ -26,6 +26,7 @@ from app.db import Database
 from app.jobs.outcomes import Outcome
 from app.jobs.queue import JOB_FUNCTION, enqueue, redis_client
 from app.jobs.thumbnails import ThumbnailJobs
+from app.lifespan import build_metadata_cache
 from app.storage.factory import build_storage
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ async def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int
     storage = await build_storage(settings)
     cpu = CpuPool()
     await cpu.start()
-    jobs = ThumbnailJobs(settings, database, storage, cpu)
+    # Rows the worker marks ready must leave the API's metadata cache.
+    cache = build_metadata_cache(settings)
+    jobs = ThumbnailJobs(settings, database, storage, cpu, changed=cache.invalidate)
     log.info("worker started", extra={"queue": settings.queue_name, "pid": os.getpid()})
     try:
         while True:
@@ -119,6 +122,7 @@ async def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int
                 await _close_quietly(worker)
     finally:
         cpu.close()
+        await cache.close()
         await storage.close()
         await database.dispose()
 

@@ -113,7 +113,9 @@ async def test_limits_can_be_turned_off(settings: Settings) -> None:
 async def test_with_redis_a_limit_holds_across_processes(
     settings: Settings, redis_url: str, queue_name: str
 ) -> None:
-    shared = settings.model_copy(update={"redis_url": redis_url, "queue_name": queue_name})
+    shared = settings.model_copy(
+        update={"redis_url": redis_url, "queue_name": queue_name, "redis_prefix": queue_name}
+    )
     async with _client(shared) as one, _client(shared) as other:
         assert (await _upload(one)).status_code == 201
         assert (await _upload(other)).status_code == 201

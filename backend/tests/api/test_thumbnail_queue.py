@@ -36,6 +36,7 @@ def settings_overrides(redis_url: str, queue_name: str) -> dict[str, object]:
     return {
         "redis_url": redis_url,
         "queue_name": queue_name,
+        "redis_prefix": queue_name,
         "thumbnail_retry_base_seconds": 0.01,
     }
 
@@ -139,6 +140,7 @@ async def test_uploads_succeed_while_redis_is_unreachable_and_the_sweeper_catche
         database_url=postgres_url,
         redis_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
         queue_name=queue_name,
+        redis_prefix=queue_name,
     )
     app = create_app(settings)
     async with LifespanManager(app) as manager:

@@ -72,6 +72,7 @@ def scaled_env(
         "DATABASE_URL": postgres_url,
         "REDIS_URL": redis_url,
         "QUEUE_NAME": queue_name,
+        "REDIS_PREFIX": queue_name,
         "MAX_UPLOAD_BYTES": str(8 * MB),
         "THUMBNAIL_JOB_TIMEOUT_SECONDS": "3",  # a dead worker's jobs return after 13 s
         "THUMBNAIL_SWEEP_INTERVAL_SECONDS": "5",
