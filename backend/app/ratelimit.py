@@ -36,6 +36,7 @@ from app.net import client_address
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
 RETRY_REDIS_AFTER = 5.0
+MAX_REMEMBERED_WINDOWS = 100_000
 API = "/api/v1/"
 
 LimitName = Literal["upload", "read", "auth"]
@@ -89,6 +90,13 @@ class RateLimiter:
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
         self._redis_retry_at = 0.0
+        # When each window ends, as learnt from its first hit: one round trip per request.
+        self._resets: dict[str, float] = {}
+
+    def _remember(self, key: str, reset_at: float, now: float) -> None:
+        self._resets[key] = reset_at
+        if len(self._resets) > MAX_REMEMBERED_WINDOWS:
+            self._resets = {k: t for k, t in self._resets.items() if t > now}
 
     @property
     def degraded(self) -> bool:
@@ -100,7 +108,9 @@ class RateLimiter:
         key = item.key_for(name, caller)
         if self.redis is not None and not self.degraded:
             try:
-                quota = await asyncio.wait_for(self._count(self.redis, item, key), REDIS_TIMEOUT)
+                # Bounded by the pool's socket timeouts; no wait_for: a task per request
+                # would cost more than the round trip.
+                quota = await self._count(self.redis, item, key)
             except (RedisError, OSError, TimeoutError) as exc:
                 # Logged at most once per RETRY_REDIS_AFTER: only this branch logs.
                 self._redis_retry_at = time.monotonic() + RETRY_REDIS_AFTER
@@ -115,7 +125,13 @@ class RateLimiter:
         # limits' FixedWindowRateLimiter.hit is exactly `incr(...) <= amount`; calling the
         # storage directly also gives the count, saving a round trip for the headers.
         count = await storage.incr(key, item.get_expiry())
-        reset_at = await storage.get_expiry(key)
+        now = time.time()
+        reset_at = self._resets.get(key)
+        if count == 1:
+            reset_at = now + item.get_expiry()  # this hit opened the window
+        elif reset_at is None or reset_at <= now:
+            reset_at = await storage.get_expiry(key)  # opened elsewhere: ask once
+        self._remember(key, reset_at, now)
         return Quota(
             allowed=count <= item.amount,
             limit=item.amount,

@@ -13,9 +13,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 CacheResult = Literal["HIT", "MISS", "BYPASS"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +46,16 @@ class CachedImage:
 Loader = Callable[[uuid.UUID], Awaitable[CachedImage | None]]
 
 
-class SingleFlight:
+class SingleFlight(Generic[T]):
     """At most one load per image id at a time; concurrent callers share its result.
 
     The load runs as its own task, so a caller that goes away cannot cancel it for the
     others waiting on the same id."""
 
     def __init__(self) -> None:
-        self._loading: dict[uuid.UUID, asyncio.Task[CachedImage | None]] = {}
+        self._loading: dict[uuid.UUID, asyncio.Task[T]] = {}
 
-    async def run(
-        self, image_id: uuid.UUID, load: Callable[[], Coroutine[Any, Any, CachedImage | None]]
-    ) -> CachedImage | None:
+    async def run(self, image_id: uuid.UUID, load: Callable[[], Coroutine[Any, Any, T]]) -> T:
         task = self._loading.get(image_id)
         if task is None:
             task = asyncio.create_task(load())
@@ -64,7 +63,7 @@ class SingleFlight:
             task.add_done_callback(lambda done: self._finished(image_id, done))
         return await asyncio.shield(task)
 
-    def _finished(self, image_id: uuid.UUID, task: asyncio.Task[CachedImage | None]) -> None:
+    def _finished(self, image_id: uuid.UUID, task: asyncio.Task[T]) -> None:
         self._loading.pop(image_id, None)
         if not task.cancelled():
             task.exception()  # mark it retrieved: the waiters re-raise it, if any remain
@@ -113,7 +112,7 @@ class InProcessCache:
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self._entries: OrderedDict[uuid.UUID, tuple[float, CachedImage | None]] = OrderedDict()
-        self._flight = SingleFlight()
+        self._flight: SingleFlight[CachedImage | None] = SingleFlight()
         self._invalidated_at: dict[uuid.UUID, float] = {}
 
     async def get_or_load(

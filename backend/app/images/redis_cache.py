@@ -2,11 +2,17 @@
 
 - Keys are versioned (`<prefix>:image:v1:<id>`): a change of the cached fields ships as
   v2 and never reads v1 values. Values are the public fields only, as JSON.
-- Misses are single-flight per process, and cached negatively for a few seconds.
+- Fetches (and so misses) are single-flight per process and id; misses are cached
+  negatively for a few seconds.
 - A delete (or any change) deletes the key and bumps a per-image invalidation counter.
   A load stores its result only if that counter still has the value it read before
   loading (a compare-and-set in Lua), so a delete that races a slow miss can never be
   overwritten by the stale row the miss read.
+- A small near cache in the process answers repeated reads without a round trip. It is
+  used only while this process is subscribed to the invalidation channel, where every
+  invalidation is also published: an entry leaves every process's near cache as soon
+  as the message arrives (the deleting process drops its own before answering), and a
+  load that started before an invalidation it heard of is not kept.
 - Every call has a short timeout. When Redis fails, reads bypass it (`X-Cache: BYPASS`)
   for `RETRY_REDIS_AFTER` seconds and go to the database; an invalidation that could not
   be delivered is retried in the background until Redis answers, and the TTL bounds
@@ -16,10 +22,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -36,6 +44,7 @@ RETRY_REDIS_AFTER = 5.0
 VERSION = "v1"
 
 CACHE_REQUESTS = Counter("chitram_cache_requests", "Metadata cache lookups", ["result"])
+CACHE_HITS = CACHE_REQUESTS.labels(result="hit")
 CACHE_DOWN = Gauge("chitram_cache_down", "1 while the Redis metadata cache is bypassed")
 
 # KEYS: value key, invalidation counter. ARGV: counter value read before loading, value,
@@ -68,9 +77,50 @@ def decode(raw: bytes | str) -> CachedImage | None:
     return CachedImage(**fields)
 
 
+class NearCache:
+    """Entries for `ttl` seconds, at most `max_entries`, in this process."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: OrderedDict[uuid.UUID, tuple[float, CachedImage | None]] = OrderedDict()
+        self._dropped_at: dict[uuid.UUID, float] = {}
+
+    def get(self, image_id: uuid.UUID) -> tuple[bool, CachedImage | None]:
+        entry = self._entries.get(image_id)
+        if entry is None or entry[0] <= time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(self, image_id: uuid.UUID, value: CachedImage | None, loaded_since: float) -> None:
+        if self._dropped_at.get(image_id, -1.0) >= loaded_since:
+            return  # invalidated while it was being read: stale
+        self._entries[image_id] = (time.monotonic() + self.ttl, value)
+        self._entries.move_to_end(image_id)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def drop(self, image_id: uuid.UUID) -> None:
+        self._entries.pop(image_id, None)
+        now = time.monotonic()
+        self._dropped_at[image_id] = now
+        if len(self._dropped_at) > self.max_entries:
+            horizon = now - 60.0
+            self._dropped_at = {k: t for k, t in self._dropped_at.items() if t > horizon}
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class RedisCache:
     def __init__(
-        self, url: str, prefix: str, *, ttl: float = 300.0, negative_ttl: float = 5.0
+        self,
+        url: str,
+        prefix: str,
+        *,
+        ttl: float = 300.0,
+        negative_ttl: float = 5.0,
+        near_ttl: float = 10.0,
     ) -> None:
         self.redis = Redis.from_url(
             url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
@@ -79,10 +129,40 @@ class RedisCache:
         self.ttl = max(1, round(ttl))
         self.negative_ttl = max(1, round(negative_ttl))
         self._store = self.redis.register_script(_STORE_IF_UNCHANGED)
-        self._flight = SingleFlight()
+        self._fetches: SingleFlight[tuple[CachedImage | None, CacheResult]] = SingleFlight()
         self._retry_at = 0.0
         self._undelivered: set[uuid.UUID] = set()
         self._redeliver: asyncio.Task[None] | None = None
+        self.channel = f"{self.prefix}:invalidations"
+        self.near = NearCache(near_ttl)
+        self._subscribed = False  # the near cache is trusted only while this is true
+        self._subscribed_since = 0.0
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        """Follow the invalidation channel; reconnect after failures, near cache off
+        (and emptied) while not subscribed."""
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._subscribed_since = time.monotonic()
+                self._subscribed = True
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self.near.drop(uuid.UUID(message["data"].decode()))
+            except (RedisError, OSError, TimeoutError, ValueError) as exc:
+                log.debug("invalidation channel lost", extra={"error": repr(exc)})
+            finally:
+                self._subscribed = False
+                self.near.clear()
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    await pubsub.aclose()
+            await asyncio.sleep(1.0)
 
     def _keys(self, image_id: uuid.UUID) -> tuple[str, str]:
         return f"{self.prefix}:{image_id}", f"{self.prefix}:{image_id}:gen"
@@ -103,6 +183,19 @@ class RedisCache:
         if self.down or self._undelivered:
             CACHE_REQUESTS.labels(result="bypass").inc()
             return await load(image_id), "BYPASS"
+        if self._subscribed:
+            found, near = self.near.get(image_id)
+            if found:
+                CACHE_HITS.inc()
+                return near, "HIT"
+        # One round trip per id and process at a time: when a near entry expires under
+        # load, the readers of that id share a single fetch instead of queueing dozens.
+        return await self._fetches.run(image_id, lambda: self._fetch(image_id, load))
+
+    async def _fetch(
+        self, image_id: uuid.UUID, load: Loader
+    ) -> tuple[CachedImage | None, CacheResult]:
+        started = time.monotonic()
         key, generation_key = self._keys(image_id)
         try:
             raw, generation = await asyncio.wait_for(
@@ -114,12 +207,17 @@ class RedisCache:
             return await load(image_id), "BYPASS"
         CACHE_DOWN.set(0)
         if raw is not None:
-            CACHE_REQUESTS.labels(result="hit").inc()
-            return decode(raw), "HIT"
-        CACHE_REQUESTS.labels(result="miss").inc()
-        seen = (generation or b"").decode()
-        value = await self._flight.run(image_id, lambda: self._load(image_id, load, seen))
-        return value, "MISS"
+            CACHE_HITS.inc()
+            value = decode(raw)
+            result: CacheResult = "HIT"
+        else:
+            CACHE_REQUESTS.labels(result="miss").inc()
+            value = await self._load(image_id, load, (generation or b"").decode())
+            result = "MISS"
+        if self._subscribed and started >= self._subscribed_since:
+            # Reads begun before the subscription could miss an invalidation message.
+            self.near.put(image_id, value, started)
+        return value, result
 
     async def _load(self, image_id: uuid.UUID, load: Loader, seen: str) -> CachedImage | None:
         value = await load(image_id)
@@ -134,6 +232,7 @@ class RedisCache:
         return value
 
     async def invalidate(self, image_id: uuid.UUID) -> None:
+        self.near.drop(image_id)
         if not await self._deliver(image_id):
             # Until it is delivered, this process reads past the cache, and keeps trying.
             self._undelivered.add(image_id)
@@ -147,6 +246,7 @@ class RedisCache:
                 pipe.delete(key)
                 pipe.incr(generation_key)
                 pipe.expire(generation_key, self.ttl * 2)
+                pipe.publish(self.channel, str(image_id))
                 await asyncio.wait_for(pipe.execute(), REDIS_TIMEOUT)
         except (RedisError, OSError, TimeoutError) as exc:
             self._trip(exc)
@@ -168,6 +268,9 @@ class RedisCache:
         return (time.perf_counter() - started) * 1000
 
     async def close(self) -> None:
-        if self._redeliver is not None:
-            self._redeliver.cancel()
+        for task in (self._redeliver, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.redis.aclose()

@@ -182,3 +182,38 @@ async def test_a_thumbnail_change_invalidates(cache: RedisCache) -> None:
     assert result == "MISS"
     assert value is not None
     assert value.thumbnail_status == "ready"
+
+
+async def test_an_invalidation_reaches_the_near_cache_of_every_process(
+    redis_url: str, queue_name: str
+) -> None:
+    image_id = uuid.uuid4()
+    one, other = RedisCache(redis_url, queue_name), RedisCache(redis_url, queue_name)
+    await one.start()
+    await other.start()
+    try:
+        with anyio.fail_after(5):
+            while not (one._subscribed and other._subscribed):
+                await anyio.sleep(0.01)
+        calls = 0
+
+        async def load(_: uuid.UUID) -> CachedImage | None:
+            nonlocal calls
+            calls += 1
+            return _image(image_id, filename=f"v{calls}.png")
+
+        assert (await one.get_or_load(image_id, load))[1] == "MISS"
+        assert (await one.get_or_load(image_id, load))[1] == "HIT"  # from the near cache
+        assert one.near.get(image_id)[0]
+
+        await other.invalidate(image_id)  # e.g. a delete answered by another process
+        with anyio.fail_after(2):
+            while one.near.get(image_id)[0]:
+                await anyio.sleep(0.005)
+        value, result = await one.get_or_load(image_id, load)
+        assert result == "MISS"
+        assert value is not None
+        assert value.filename == "v2.png"
+    finally:
+        await one.close()
+        await other.close()
