@@ -10,7 +10,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_JWT_SECRET = "change-me"  # noqa: S105 - the sentinel that production refuses
+# The development default: public, refused outside development, and long enough (32+
+# bytes) for HS256, so that PyJWT has nothing to warn about while developing.
+DEFAULT_JWT_SECRET = "change-me-development-only-secret"  # noqa: S105
 ALL_FORMATS = ("jpeg", "png", "webp", "gif")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -1,8 +1,8 @@
 """Rate limits with the `limits` library: Redis across processes, memory as the fallback.
 
 Fixed windows (`limits`' fixed-window strategy: one INCR with expiry per request, the
-cheapest there is), keyed by the caller: the user or API key when authenticated, the
-client IP otherwise (`X-Forwarded-For` only from `TRUSTED_PROXIES`). With `REDIS_URL`
+cheapest there is), keyed by the caller: the user when a valid token comes with the
+request, the client IP otherwise (`X-Forwarded-For` only from `TRUSTED_PROXIES`). With `REDIS_URL`
 the counters live in Redis, so a limit holds across every API process; when Redis does
 not answer within `REDIS_TIMEOUT`, this process counts in memory instead (per process,
 so limits loosen by the number of processes but never disappear), logs it once, and
@@ -15,7 +15,6 @@ dependency resolution, and adds the IETF `RateLimit-*` headers to every limited 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+import jwt
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from prometheus_client import Counter, Gauge
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
 RETRY_REDIS_AFTER = 5.0
 MAX_REMEMBERED_WINDOWS = 100_000
+JWT_ALGORITHM = "HS256"  # pinned: never taken from the token's header
 API = "/api/v1/"
 
 LimitName = Literal["upload", "read", "auth"]
@@ -163,16 +164,30 @@ def classify(method: str, path: str) -> LimitName | None:
 
 
 def caller_key(scope: Scope, settings: Settings) -> str:
-    """`key:<digest>` for an API key, `bearer:<digest>` for a token, else `ip:<address>`.
+    """`user:<sub>` for a valid bearer token, else `ip:<address>`.
 
-    Credentials are digested, never stored; a forged token only buys its sender a
-    bucket of its own, which is no more than a new IP address would."""
+    Only a credential that verifies earns a bucket of its own: were any header value
+    enough, a client could mint a fresh bucket per request and never be limited. The
+    token's signature and expiry are checked here (HMAC, microseconds, no database);
+    whether the user still exists is the route's business. API keys are keyed by the
+    client address until accounts can verify them (issue 5)."""
     for name, value in scope["headers"]:
-        if name == b"x-api-key" and value:
-            return "key:" + hashlib.sha256(value).hexdigest()[:32]
         if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return "bearer:" + hashlib.sha256(value[7:].strip()).hexdigest()[:32]
+            subject = _verified_subject(value[7:].strip().decode("latin-1"), settings)
+            if subject is not None:
+                return "user:" + subject
     return "ip:" + client_address(scope, settings)
+
+
+def _verified_subject(token: str, settings: Settings) -> str | None:
+    try:
+        claims = jwt.decode(
+            token, settings.jwt_secret, algorithms=[JWT_ALGORITHM], options={"require": ["sub"]}
+        )
+    except jwt.PyJWTError:
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) and subject else None
 
 
 class RateLimitMiddleware:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import jwt
 import pytest
 from asgi_lifespan import LifespanManager
 
-from app.config import Settings
+from app.config import DEFAULT_JWT_SECRET, Settings
 from app.main import create_app
 from tests.support import images
 from tests.support.server import free_port
@@ -74,16 +76,50 @@ async def test_reads_have_their_own_limit_and_unlimited_routes_no_headers(
     assert deleted.status_code == 204
 
 
-async def test_api_keys_and_tokens_get_buckets_of_their_own(client: httpx.AsyncClient) -> None:
+def _token(settings: Settings, subject: str, **claims: object) -> str:
+    now = int(time.time())
+    payload = {"sub": subject, "iat": now, "exp": now + 600, **claims}
+    return jwt.encode(payload, settings.jwt_secret, "HS256")
+
+
+async def test_users_are_limited_per_user_not_per_token_or_address(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     for _ in range(2):
         assert (await _upload(client)).status_code == 201
-    assert (await _upload(client)).status_code == 429
-    assert (await _upload(client, **{"X-API-Key": "chk_first"})).status_code == 201
-    assert (await _upload(client, **{"X-API-Key": "chk_second"})).status_code == 201
-    bearer = {"Authorization": "Bearer some.jwt.token"}
-    assert (await _upload(client, **bearer)).status_code == 201
-    assert (await _upload(client, **bearer)).status_code == 201
-    assert (await _upload(client, **bearer)).status_code == 429
+    assert (await _upload(client)).status_code == 429  # this address is spent
+    # Two tokens of one user share the user's bucket, whatever the address.
+    first = {"Authorization": f"Bearer {_token(settings, 'user-1')}"}
+    second = {"Authorization": f"Bearer {_token(settings, 'user-1', jti='other')}"}
+    assert (await _upload(client, **first)).status_code == 201
+    assert (await _upload(client, **second)).status_code == 201
+    assert (await _upload(client, **first)).status_code == 429
+    other_user = {"Authorization": f"Bearer {_token(settings, 'user-2')}"}
+    assert (await _upload(client, **other_user)).status_code == 201
+
+
+def _forged(kind: str) -> dict[str, str]:
+    if kind == "unknown-api-key":
+        return {"X-API-Key": "chk_made_up_for_this_request"}
+    now = int(time.time())
+    token = {
+        "garbage": "not-a-token",
+        "other-secret": jwt.encode({"sub": "x", "exp": now + 60}, "x" * 40, "HS256"),
+        "alg-none": jwt.encode({"sub": "x", "exp": now + 60}, None, "none"),
+        "expired": jwt.encode({"sub": "x", "exp": now - 60}, DEFAULT_JWT_SECRET, "HS256"),
+    }[kind]
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    "kind", ["garbage", "other-secret", "alg-none", "expired", "unknown-api-key"]
+)
+async def test_credentials_that_do_not_verify_cannot_buy_a_fresh_bucket(
+    client: httpx.AsyncClient, kind: str
+) -> None:
+    for _ in range(2):
+        assert (await _upload(client)).status_code == 201
+    assert (await _upload(client, **_forged(kind))).status_code == 429
 
 
 async def test_forwarded_for_counts_only_behind_a_trusted_proxy(settings: Settings) -> None:

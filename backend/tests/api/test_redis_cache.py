@@ -193,7 +193,7 @@ async def test_an_invalidation_reaches_the_near_cache_of_every_process(
     await other.start()
     try:
         with anyio.fail_after(5):
-            while not (one._subscribed and other._subscribed):
+            while not (one._subscribed and other._subscribed):  # noqa: ASYNC110 - polls a flag
                 await anyio.sleep(0.01)
         calls = 0
 
@@ -208,7 +208,7 @@ async def test_an_invalidation_reaches_the_near_cache_of_every_process(
 
         await other.invalidate(image_id)  # e.g. a delete answered by another process
         with anyio.fail_after(2):
-            while one.near.get(image_id)[0]:
+            while one.near.get(image_id)[0]:  # noqa: ASYNC110 - the message arrives by itself
                 await anyio.sleep(0.005)
         value, result = await one.get_or_load(image_id, load)
         assert result == "MISS"
