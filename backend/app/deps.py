@@ -51,9 +51,24 @@ async def get_caller(request: Request, settings: SettingsDep) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
+_BASE_URLS: dict[tuple[str, bytes, str], str] = {}
+_MAX_BASE_URLS = 256  # Host headers come from clients: remember only a few
+
+
 def request_base_url(request: Request) -> str:
-    """Scheme, host and root path of this request, without a trailing slash."""
-    return str(request.base_url).rstrip("/")
+    """Scheme, host and root path of this request, without a trailing slash.
+
+    Starlette parses a URL object for `request.base_url` on every call, a measurable share
+    of a cached metadata read; the answer only depends on these three values."""
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), b"")
+    key = (scope.get("scheme", "http"), host, scope.get("root_path", ""))
+    found = _BASE_URLS.get(key)
+    if found is None:
+        found = str(request.base_url).rstrip("/")
+        if len(_BASE_URLS) < _MAX_BASE_URLS:
+            _BASE_URLS[key] = found
+    return found
 
 
 async def base_url(request: Request) -> str:
