@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import anyio
 import httpx
@@ -15,6 +14,7 @@ import redis.asyncio
 from app.images.cache import CachedImage
 from app.images.redis_cache import RedisCache
 from tests.support import images
+from tests.support.cache import cached_image
 
 pytestmark = pytest.mark.anyio
 
@@ -34,21 +34,6 @@ async def cache(redis_url: str, queue_name: str) -> AsyncIterator[RedisCache]:
     opened = RedisCache(redis_url, queue_name, ttl=60, negative_ttl=5)
     yield opened
     await opened.close()
-
-
-def _image(image_id: uuid.UUID, filename: str = "a.png") -> CachedImage:
-    return CachedImage(
-        id=image_id,
-        filename=filename,
-        content_type="image/png",
-        file_size=10,
-        width=1,
-        height=1,
-        frames=1,
-        sha256="0" * 64,
-        created_at=datetime.now(UTC),
-        thumbnail_status="pending",
-    )
 
 
 async def test_metadata_reads_miss_then_hit(client: httpx.AsyncClient) -> None:
@@ -117,7 +102,7 @@ async def test_concurrent_misses_cost_one_load(cache: RedisCache) -> None:
         nonlocal calls
         calls += 1
         await anyio.sleep(0.1)
-        return _image(image_id)
+        return cached_image(image_id)
 
     results: list[tuple[CachedImage | None, str]] = []
 
@@ -142,7 +127,7 @@ async def test_a_delete_racing_a_slow_miss_is_never_recached(
     async def slow_load(_: uuid.UUID) -> CachedImage | None:
         row_read.set()  # it has read the row: from here on, what it holds is stale
         await release.wait()
-        return _image(image_id)
+        return cached_image(image_id)
 
     async with anyio.create_task_group() as group:
         stale: list[tuple[CachedImage | None, str]] = []
@@ -170,10 +155,10 @@ async def test_a_thumbnail_change_invalidates(cache: RedisCache) -> None:
     image_id = uuid.uuid4()
 
     async def pending(_: uuid.UUID) -> CachedImage | None:
-        return _image(image_id)
+        return cached_image(image_id)
 
     async def ready(_: uuid.UUID) -> CachedImage | None:
-        return dataclasses.replace(_image(image_id), thumbnail_status="ready")
+        return dataclasses.replace(cached_image(image_id), thumbnail_status="ready")
 
     await cache.get_or_load(image_id, pending)
     assert (await cache.get_or_load(image_id, ready))[0].thumbnail_status == "pending"  # type: ignore[union-attr]
@@ -200,7 +185,7 @@ async def test_an_invalidation_reaches_the_near_cache_of_every_process(
         async def load(_: uuid.UUID) -> CachedImage | None:
             nonlocal calls
             calls += 1
-            return _image(image_id, filename=f"v{calls}.png")
+            return cached_image(image_id, filename=f"v{calls}.png")
 
         assert (await one.get_or_load(image_id, load))[1] == "MISS"
         assert (await one.get_or_load(image_id, load))[1] == "HIT"  # from the near cache

@@ -4,28 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
 from app.images.cache import CachedImage, InProcessCache
+from tests.support.cache import cached_image
 
 pytestmark = pytest.mark.anyio
-
-
-def _image(image_id: uuid.UUID) -> CachedImage:
-    return CachedImage(
-        id=image_id,
-        filename="a.png",
-        content_type="image/png",
-        file_size=1,
-        width=1,
-        height=1,
-        frames=1,
-        sha256="0" * 64,
-        created_at=datetime.now(UTC),
-        thumbnail_status="pending",
-    )
 
 
 class Database:
@@ -45,7 +30,7 @@ class Database:
 
 async def test_second_read_is_a_hit() -> None:
     cache, db, image_id = InProcessCache(), Database(), uuid.uuid4()
-    db.rows[image_id] = _image(image_id)
+    db.rows[image_id] = cached_image(image_id)
     assert (await cache.get_or_load(image_id, db.load))[1] == "MISS"
     value, result = await cache.get_or_load(image_id, db.load)
     assert result == "HIT"
@@ -66,7 +51,7 @@ async def test_misses_are_cached_briefly() -> None:
 
 async def test_concurrent_misses_cost_one_load() -> None:
     cache, db, image_id = InProcessCache(), Database(), uuid.uuid4()
-    db.rows[image_id] = _image(image_id)
+    db.rows[image_id] = cached_image(image_id)
     db.gate = asyncio.Event()
     readers = [asyncio.create_task(cache.get_or_load(image_id, db.load)) for _ in range(50)]
     await asyncio.sleep(0.01)
@@ -79,7 +64,7 @@ async def test_concurrent_misses_cost_one_load() -> None:
 async def test_invalidation_during_a_slow_miss_is_not_undone() -> None:
     """A delete that commits while a reader's query is in flight must stay deleted."""
     cache, db, image_id = InProcessCache(), Database(), uuid.uuid4()
-    db.rows[image_id] = _image(image_id)
+    db.rows[image_id] = cached_image(image_id)
     db.gate = asyncio.Event()
     slow_reader = asyncio.create_task(cache.get_or_load(image_id, db.load))
     await asyncio.sleep(0.01)  # the reader has read the row...
@@ -93,7 +78,7 @@ async def test_invalidation_during_a_slow_miss_is_not_undone() -> None:
 
 async def test_a_cancelled_reader_does_not_break_the_others() -> None:
     cache, db, image_id = InProcessCache(), Database(), uuid.uuid4()
-    db.rows[image_id] = _image(image_id)
+    db.rows[image_id] = cached_image(image_id)
     db.gate = asyncio.Event()
     first = asyncio.create_task(cache.get_or_load(image_id, db.load))
     second = asyncio.create_task(cache.get_or_load(image_id, db.load))
