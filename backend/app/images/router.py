@@ -95,7 +95,7 @@ async def get_image(image_id: uuid.UUID, request: Request) -> Response:
     image, cache_result = await service.get(image_id)
     # Serialised here, once: the schema already validated it (FastAPI would do it again).
     return Response(
-        service.read(image, request_base_url(request)).model_dump_json(),
+        service.read_json(image, request_base_url(request)),
         media_type="application/json",
         headers={"X-Cache": cache_result},
     )

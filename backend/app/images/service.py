@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from app.storage import Storage
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY = 255
+MAX_REMEMBERED_BODIES = 10_000
 # How long a client should wait before asking for a pending thumbnail again.
 THUMBNAIL_RETRY_AFTER = 2
 
@@ -92,6 +94,7 @@ class ImageService:
         self.cpu = cpu
         self.queue = queue  # thumbnail jobs, dispatched after each upload commits
         self.gate = UploadGate(settings.max_concurrent_uploads, settings.max_ingest_bytes)
+        self._bodies: OrderedDict[tuple[CachedImage, str], bytes] = OrderedDict()
         self._limits = Limits.from_settings(settings)
 
     # ---- upload -------------------------------------------------------------------------
@@ -363,6 +366,22 @@ class ImageService:
 
     def read(self, image: CachedImage, base_url: str) -> ImageRead:
         return ImageRead(**self._fields(image, base_url))
+
+    def read_json(self, image: CachedImage, base_url: str) -> bytes:
+        """`read(...)` as JSON, remembered per value: cached reads skip the schema.
+
+        Keyed by the whole (frozen) value, so a changed image is a new key and can never
+        be answered with an old body; old bodies simply age out of the LRU."""
+        key = (image, base_url)
+        body = self._bodies.get(key)
+        if body is None:
+            body = self.read(image, base_url).model_dump_json().encode()
+            self._bodies[key] = body
+            if len(self._bodies) > MAX_REMEMBERED_BODIES:
+                self._bodies.popitem(last=False)
+        else:
+            self._bodies.move_to_end(key)
+        return body
 
     def _uploaded(self, image: Image, base_url: str, token: str) -> ImageUploaded:
         fields = self._fields(_cached(image), base_url)
