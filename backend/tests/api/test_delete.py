@@ -7,6 +7,7 @@ import pytest
 
 from app.config import Settings
 from tests.support import images
+from tests.support.thumbnails import wait_for_thumbnails
 
 pytestmark = pytest.mark.anyio
 
@@ -24,6 +25,7 @@ async def test_delete_with_header_token_removes_everything(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     body = await _upload(client)
+    await wait_for_thumbnails(client, body["id"])  # so that there are thumbnails to delete
     image_path = f"/api/v1/images/{body['id']}"
     response = await client.delete(image_path, headers={"X-Delete-Token": body["delete_token"]})
     assert response.status_code == 204
