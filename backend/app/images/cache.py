@@ -98,55 +98,80 @@ class NoCache:
         return None
 
 
-class InProcessCache:
-    """A bounded TTL cache with negative entries and single-flight loads.
+class LocalEntries:
+    """Bounded TTL entries in this process, plus when each id was last dropped.
 
-    A load that started before an invalidation of the same id never stores its result,
-    so a delete that races a slow miss cannot resurrect the image.
-    """
+    `put` refuses a value whose load began before the latest drop of its id: a delete
+    that races a slow miss cannot resurrect the image. Shared by the in-process cache
+    and the Redis cache's near cache."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[uuid.UUID, tuple[float, CachedImage | None]] = OrderedDict()
+        self._dropped_at: dict[uuid.UUID, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, image_id: uuid.UUID) -> tuple[bool, CachedImage | None]:
+        entry = self._entries.get(image_id)
+        if entry is None or entry[0] <= time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(
+        self, image_id: uuid.UUID, value: CachedImage | None, ttl: float, loaded_since: float
+    ) -> None:
+        if self._dropped_at.get(image_id, -1.0) >= loaded_since:
+            return  # invalidated while it was being read: stale
+        self._entries[image_id] = (time.monotonic() + ttl, value)
+        self._entries.move_to_end(image_id)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def drop(self, image_id: uuid.UUID) -> None:
+        self._entries.pop(image_id, None)
+        now = time.monotonic()
+        self._dropped_at[image_id] = now
+        if len(self._dropped_at) > self.max_entries:
+            # Loads never outlive a minute (database timeouts are shorter), so older marks
+            # cannot matter any more.
+            horizon = now - 60.0
+            self._dropped_at = {k: t for k, t in self._dropped_at.items() if t > horizon}
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class InProcessCache:
+    """A bounded TTL cache with negative entries and single-flight loads."""
 
     def __init__(
         self, *, max_entries: int = 10_000, ttl: float = 300.0, negative_ttl: float = 5.0
     ) -> None:
-        self.max_entries = max_entries
         self.ttl = ttl
         self.negative_ttl = negative_ttl
-        self._entries: OrderedDict[uuid.UUID, tuple[float, CachedImage | None]] = OrderedDict()
+        self._entries = LocalEntries(max_entries)
         self._flight: SingleFlight[CachedImage | None] = SingleFlight()
-        self._invalidated_at: dict[uuid.UUID, float] = {}
 
     async def get_or_load(
         self, image_id: uuid.UUID, load: Loader
     ) -> tuple[CachedImage | None, CacheResult]:
-        entry = self._entries.get(image_id)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1], "HIT"
+        found, value = self._entries.get(image_id)
+        if found:
+            return value, "HIT"
         started = time.monotonic()
         value = await self._flight.run(image_id, lambda: self._load(image_id, load, started))
         return value, "MISS"
 
     async def _load(self, image_id: uuid.UUID, load: Loader, started: float) -> CachedImage | None:
         value = await load(image_id)
-        if self._invalidated_at.get(image_id, -1.0) < started:
-            self._store(image_id, value)
+        ttl = self.ttl if value is not None else self.negative_ttl
+        self._entries.put(image_id, value, ttl, started)
         return value
 
-    def _store(self, image_id: uuid.UUID, value: CachedImage | None) -> None:
-        ttl = self.ttl if value is not None else self.negative_ttl
-        self._entries[image_id] = (time.monotonic() + ttl, value)
-        self._entries.move_to_end(image_id)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
     async def invalidate(self, image_id: uuid.UUID) -> None:
-        self._entries.pop(image_id, None)
-        now = time.monotonic()
-        self._invalidated_at[image_id] = now
-        if len(self._invalidated_at) > self.max_entries:
-            # Loads never outlive a minute (database timeouts are shorter), so older marks
-            # cannot matter any more.
-            horizon = now - 60.0
-            self._invalidated_at = {k: t for k, t in self._invalidated_at.items() if t > horizon}
+        self._entries.drop(image_id)
 
     async def close(self) -> None:
         self._entries.clear()

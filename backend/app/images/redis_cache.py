@@ -27,7 +27,6 @@ import json
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -36,7 +35,14 @@ from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.images.cache import CachedImage, CachedThumbnail, CacheResult, Loader, SingleFlight
+from app.images.cache import (
+    CachedImage,
+    CachedThumbnail,
+    CacheResult,
+    Loader,
+    LocalEntries,
+    SingleFlight,
+)
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
@@ -77,41 +83,6 @@ def decode(raw: bytes | str) -> CachedImage | None:
     return CachedImage(**fields)
 
 
-class NearCache:
-    """Entries for `ttl` seconds, at most `max_entries`, in this process."""
-
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._entries: OrderedDict[uuid.UUID, tuple[float, CachedImage | None]] = OrderedDict()
-        self._dropped_at: dict[uuid.UUID, float] = {}
-
-    def get(self, image_id: uuid.UUID) -> tuple[bool, CachedImage | None]:
-        entry = self._entries.get(image_id)
-        if entry is None or entry[0] <= time.monotonic():
-            return False, None
-        return True, entry[1]
-
-    def put(self, image_id: uuid.UUID, value: CachedImage | None, loaded_since: float) -> None:
-        if self._dropped_at.get(image_id, -1.0) >= loaded_since:
-            return  # invalidated while it was being read: stale
-        self._entries[image_id] = (time.monotonic() + self.ttl, value)
-        self._entries.move_to_end(image_id)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-    def drop(self, image_id: uuid.UUID) -> None:
-        self._entries.pop(image_id, None)
-        now = time.monotonic()
-        self._dropped_at[image_id] = now
-        if len(self._dropped_at) > self.max_entries:
-            horizon = now - 60.0
-            self._dropped_at = {k: t for k, t in self._dropped_at.items() if t > horizon}
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
 class RedisCache:
     def __init__(
         self,
@@ -134,7 +105,8 @@ class RedisCache:
         self._undelivered: set[uuid.UUID] = set()
         self._redeliver: asyncio.Task[None] | None = None
         self.channel = f"{self.prefix}:invalidations"
-        self.near = NearCache(near_ttl)
+        self.near_ttl = near_ttl
+        self.near = LocalEntries()
         self._subscribed = False  # the near cache is trusted only while this is true
         self._subscribed_since = 0.0
         self._listener: asyncio.Task[None] | None = None
@@ -216,7 +188,7 @@ class RedisCache:
             result = "MISS"
         if self._subscribed and started >= self._subscribed_since:
             # Reads begun before the subscription could miss an invalidation message.
-            self.near.put(image_id, value, started)
+            self.near.put(image_id, value, self.near_ttl, started)
         return value, result
 
     async def _load(self, image_id: uuid.UUID, load: Loader, seen: str) -> CachedImage | None:

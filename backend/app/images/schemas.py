@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from app.schemas import ErrorBody
 
 ThumbnailSize = Literal["small", "medium", "large"]
-THUMBNAIL_SIZES: tuple[ThumbnailSize, ...] = ("small", "medium", "large")
 
 
 class Thumbnails(BaseModel):
