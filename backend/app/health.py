@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from fastapi import APIRouter, Response
@@ -12,15 +10,14 @@ from pydantic import BaseModel
 
 from app import __version__
 from app.deps import ResourcesDep
-from app.images.redis_cache import RedisCache
-from app.lifespan import Resources
 from app.metrics import CONTENT_TYPE_LATEST, THUMBNAIL_QUEUE_DEPTH, generate_latest
+from app.probe import Probe, Status, probe
 
 router = APIRouter(tags=["operations"])
 
 
 class Component(BaseModel):
-    status: Literal["up", "down", "disabled"]
+    status: Status
     latency_ms: float | None = None
 
 
@@ -38,10 +35,10 @@ class Health(BaseModel):
 async def health(resources: ResourcesDep) -> JSONResponse:
     """Liveness and readiness: 200 while the database and storage answer, else 503."""
     components = {
-        "database": await _probe(resources.database.ping),
-        "storage": await _probe(resources.storage.ping),
-        "cache": await _cache(resources),
-        "queue": await _queue(resources),
+        "database": _component(await probe(resources.database.ping)),
+        "storage": _component(await probe(resources.storage.ping)),
+        "cache": _component(await resources.images.cache.status()),
+        "queue": _component(await resources.queue.status()),
     }
     critical_down = any(components[name].status == "down" for name in ("database", "storage"))
     degraded = any(c.status == "down" for c in components.values())
@@ -50,16 +47,8 @@ async def health(resources: ResourcesDep) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=503 if critical_down else 200)
 
 
-async def _cache(resources: Resources) -> Component:
-    cache = resources.images.cache
-    if not isinstance(cache, RedisCache):
-        return Component(status="disabled")  # in-process or none: nothing to reach
-    return await _probe(cache.ping)
-
-
-async def _queue(resources: Resources) -> Component:
-    status, latency = await resources.queue.status()
-    return Component(status=status, latency_ms=latency)
+def _component(status: Probe) -> Component:
+    return Component(status=status[0], latency_ms=status[1])
 
 
 @router.get(
@@ -73,12 +62,3 @@ async def metrics(resources: ResourcesDep) -> Response:
     if depth is not None:
         THUMBNAIL_QUEUE_DEPTH.set(depth)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-async def _probe(check: Callable[[], Awaitable[object]]) -> Component:
-    started = time.perf_counter()
-    try:
-        await check()
-    except Exception:
-        return Component(status="down")
-    return Component(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))

@@ -55,8 +55,7 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
         settings, database, storage, cache, ObjectCache(settings.object_cache_bytes), cpu, queue
     )
     await queue.start()
-    if isinstance(cache, RedisCache):
-        await cache.start()  # follows invalidations, so its near cache may answer reads
+    await cache.start()  # Redis: follows invalidations, so its near cache may answer reads
     return Resources(settings, database, storage, cpu, queue, images, RateLimiter(settings))
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from app.probe import DISABLED, Probe
+
 CacheResult = Literal["HIT", "MISS", "BYPASS"]
 T = TypeVar("T")
 
@@ -80,6 +82,12 @@ class MetadataCache(Protocol):
         """Forget `image_id`; call after the commit that changed or deleted it."""
         ...
 
+    async def start(self) -> None: ...
+
+    async def status(self) -> Probe:
+        """For /health: a cache in this process has nothing to reach ("disabled")."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -93,6 +101,12 @@ class NoCache:
 
     async def invalidate(self, image_id: uuid.UUID) -> None:
         return None
+
+    async def start(self) -> None:
+        return None
+
+    async def status(self) -> Probe:
+        return DISABLED
 
     async def close(self) -> None:
         return None
@@ -172,6 +186,12 @@ class InProcessCache:
 
     async def invalidate(self, image_id: uuid.UUID) -> None:
         self._entries.drop(image_id)
+
+    async def start(self) -> None:
+        return None
+
+    async def status(self) -> Probe:
+        return DISABLED
 
     async def close(self) -> None:
         self._entries.clear()

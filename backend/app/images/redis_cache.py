@@ -43,6 +43,7 @@ from app.images.cache import (
     LocalEntries,
     SingleFlight,
 )
+from app.probe import Probe, probe
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
@@ -234,10 +235,8 @@ class RedisCache:
                 else:
                     break
 
-    async def ping(self) -> float:
-        started = time.perf_counter()
-        await asyncio.wait_for(self.redis.ping(), REDIS_TIMEOUT)
-        return (time.perf_counter() - started) * 1000
+    async def status(self) -> Probe:
+        return await probe(lambda: asyncio.wait_for(self.redis.ping(), REDIS_TIMEOUT))
 
     async def close(self) -> None:
         for task in (self._redeliver, self._listener):

@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
-from typing import Literal, Protocol
+from typing import Protocol
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
@@ -20,12 +19,11 @@ from redis.exceptions import RedisError
 from app.config import Settings
 from app.jobs.outcomes import Outcome
 from app.jobs.thumbnails import ThumbnailJobs
+from app.probe import Probe, probe
 
 log = logging.getLogger(__name__)
 JOB_FUNCTION = "make_thumbnails"
 REDIS_TIMEOUT = 2.0
-
-QueueStatus = Literal["up", "down", "disabled"]
 
 
 class JobQueue(Protocol):
@@ -39,8 +37,8 @@ class JobQueue(Protocol):
         """Jobs waiting (queued or deferred); None when it cannot be known right now."""
         ...
 
-    async def status(self) -> tuple[QueueStatus, float | None]:
-        """ "up" or "down" and the round trip in milliseconds, for /health."""
+    async def status(self) -> Probe:
+        """For /health: "up" or "down", and the round trip when there is one."""
         ...
 
     async def close(self) -> None: ...
@@ -80,7 +78,7 @@ class LocalQueue:
     async def depth(self) -> int:
         return self._queue.qsize() + len(self._timers)
 
-    async def status(self) -> tuple[QueueStatus, float | None]:
+    async def status(self) -> Probe:
         alive = bool(self._tasks) and not any(task.done() for task in self._tasks)
         return ("up" if alive else "down"), None
 
@@ -159,13 +157,8 @@ class ArqQueue:
         except (RedisError, OSError):
             return None
 
-    async def status(self) -> tuple[QueueStatus, float | None]:
-        started = time.perf_counter()
-        try:
-            await self.redis.ping()
-        except (RedisError, OSError):
-            return "down", None
-        return "up", round((time.perf_counter() - started) * 1000, 2)
+    async def status(self) -> Probe:
+        return await probe(self.redis.ping)
 
     async def close(self) -> None:
         await self.redis.aclose()
