@@ -71,6 +71,12 @@ class RangeNotSatisfiable(AppError):
         super().__init__(headers={"Content-Range": f"bytes */{size}"})
 
 
+class RateLimited(AppError):
+    status_code = 429
+    code = "RATE_LIMITED"
+    message = "Too many requests; retry after the time in Retry-After"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "SERVICE_UNAVAILABLE"

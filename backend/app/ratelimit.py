@@ -6,7 +6,7 @@ request, the client IP otherwise (`X-Forwarded-For` only from `TRUSTED_PROXIES`)
 the counters live in Redis, so a limit holds across every API process; when Redis does
 not answer within `REDIS_TIMEOUT`, this process counts in memory instead (per process,
 so limits loosen by the number of processes but never disappear), logs it once, and
-tries Redis again after `RETRY_REDIS_AFTER` seconds.
+tries Redis again after `app.breaker.RETRY_AFTER` seconds.
 
 `RateLimitMiddleware` applies them before routing, so a refused request costs no
 dependency resolution, and adds the IETF `RateLimit-*` headers to every limited route.
@@ -15,7 +15,6 @@ dependency resolution, and adds the IETF `RateLimit-*` headers to every limited 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -28,14 +27,17 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from prometheus_client import Counter, Gauge
 from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.breaker import Breaker
 from app.config import Settings
+from app.errors import RateLimited
+from app.handlers import render
 from app.net import client_address
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
-RETRY_REDIS_AFTER = 5.0
 MAX_REMEMBERED_WINDOWS = 100_000
 JWT_ALGORITHM = "HS256"  # pinned: never taken from the token's header
 API = "/api/v1/"
@@ -90,7 +92,7 @@ class RateLimiter:
                 key_prefix=f"{settings.redis_prefix}:ratelimit",
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
-        self._redis_retry_at = 0.0
+        self._breaker = Breaker("rate limits fall back to this process", LIMITER_FALLBACK)
         # When each window ends, as learnt from its first hit: one round trip per request.
         self._resets: dict[str, float] = {}
 
@@ -99,26 +101,18 @@ class RateLimiter:
         if len(self._resets) > MAX_REMEMBERED_WINDOWS:
             self._resets = {k: t for k, t in self._resets.items() if t > now}
 
-    @property
-    def degraded(self) -> bool:
-        """True while a configured Redis is being bypassed."""
-        return self.redis is not None and self._redis_retry_at > time.monotonic()
-
     async def hit(self, name: LimitName, caller: str) -> Quota:
         item = self.items[name]
         key = item.key_for(name, caller)
-        if self.redis is not None and not self.degraded:
+        if self.redis is not None and not self._breaker.open:
             try:
                 # Bounded by the pool's socket timeouts; no wait_for: a task per request
                 # would cost more than the round trip.
                 quota = await self._count(self.redis, item, key)
             except (RedisError, OSError, TimeoutError) as exc:
-                # Logged at most once per RETRY_REDIS_AFTER: only this branch logs.
-                self._redis_retry_at = time.monotonic() + RETRY_REDIS_AFTER
-                LIMITER_FALLBACK.set(1)
-                log.warning("rate limits fall back to this process", extra={"error": repr(exc)})
+                self._breaker.trip(exc)
             else:
-                LIMITER_FALLBACK.set(0)
+                self._breaker.succeeded()
                 return quota
         return await self._count(self.memory, item, key)
 
@@ -210,7 +204,10 @@ class RateLimitMiddleware:
         headers = quota.headers()
         if not quota.allowed:
             RATE_LIMITED.labels(limit=name).inc()
-            await _refuse(scope, send, headers)
+            # The contract's envelope, as every other error; the request-id middleware,
+            # outside this one, adds X-Request-ID.
+            refusal = RateLimited(headers={k.decode(): v.decode() for k, v in headers})
+            await render(Request(scope), refusal)(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -219,28 +216,3 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-async def _refuse(scope: Scope, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "RATE_LIMITED",
-                "message": "Too many requests; retry after the time in Retry-After",
-                "details": {},
-                "request_id": (scope.get("state") or {}).get("request_id"),
-            }
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

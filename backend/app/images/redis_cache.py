@@ -14,7 +14,7 @@
   as the message arrives (the deleting process drops its own before answering), and a
   load that started before an invalidation it heard of is not kept.
 - Every call has a short timeout. When Redis fails, reads bypass it (`X-Cache: BYPASS`)
-  for `RETRY_REDIS_AFTER` seconds and go to the database; an invalidation that could not
+  for `app.breaker.RETRY_AFTER` seconds and go to the database; an invalidation that could not
   be delivered is retried in the background until Redis answers, and the TTL bounds
   what a reader could see meanwhile.
 """
@@ -35,6 +35,7 @@ from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.breaker import Breaker
 from app.images.cache import (
     CachedImage,
     CachedThumbnail,
@@ -47,7 +48,6 @@ from app.probe import Probe, probe
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
-RETRY_REDIS_AFTER = 5.0
 VERSION = "v1"
 
 CACHE_REQUESTS = Counter("chitram_cache_requests", "Metadata cache lookups", ["result"])
@@ -102,7 +102,7 @@ class RedisCache:
         self.negative_ttl = max(1, round(negative_ttl))
         self._store = self.redis.register_script(_STORE_IF_UNCHANGED)
         self._fetches: SingleFlight[tuple[CachedImage | None, CacheResult]] = SingleFlight()
-        self._retry_at = 0.0
+        self._breaker = Breaker("metadata cache bypassed: Redis failed", CACHE_DOWN)
         self._undelivered: set[uuid.UUID] = set()
         self._redeliver: asyncio.Task[None] | None = None
         self.channel = f"{self.prefix}:invalidations"
@@ -140,20 +140,10 @@ class RedisCache:
     def _keys(self, image_id: uuid.UUID) -> tuple[str, str]:
         return f"{self.prefix}:{image_id}", f"{self.prefix}:{image_id}:gen"
 
-    @property
-    def down(self) -> bool:
-        return self._retry_at > time.monotonic()
-
-    def _trip(self, exc: BaseException) -> None:
-        if not self.down:
-            log.warning("metadata cache bypassed: Redis failed", extra={"error": repr(exc)})
-        self._retry_at = time.monotonic() + RETRY_REDIS_AFTER
-        CACHE_DOWN.set(1)
-
     async def get_or_load(
         self, image_id: uuid.UUID, load: Loader
     ) -> tuple[CachedImage | None, CacheResult]:
-        if self.down or self._undelivered:
+        if self._breaker.open or self._undelivered:
             CACHE_REQUESTS.labels(result="bypass").inc()
             return await load(image_id), "BYPASS"
         if self._subscribed:
@@ -175,10 +165,10 @@ class RedisCache:
                 self.redis.mget(key, generation_key), REDIS_TIMEOUT
             )
         except (RedisError, OSError, TimeoutError) as exc:
-            self._trip(exc)
+            self._breaker.trip(exc)
             CACHE_REQUESTS.labels(result="bypass").inc()
             return await load(image_id), "BYPASS"
-        CACHE_DOWN.set(0)
+        self._breaker.succeeded()
         if raw is not None:
             CACHE_HITS.inc()
             value = decode(raw)
@@ -201,7 +191,7 @@ class RedisCache:
                 REDIS_TIMEOUT,
             )
         except (RedisError, OSError, TimeoutError) as exc:
-            self._trip(exc)
+            self._breaker.trip(exc)
         return value
 
     async def invalidate(self, image_id: uuid.UUID) -> None:
@@ -222,7 +212,7 @@ class RedisCache:
                 pipe.publish(self.channel, str(image_id))
                 await asyncio.wait_for(pipe.execute(), REDIS_TIMEOUT)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._trip(exc)
+            self._breaker.trip(exc)
             return False
         return True
 
