@@ -6,10 +6,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from app.config import Settings
-from app.main import create_app
+from tests.support.app import app_client
 
 pytestmark = pytest.mark.anyio
 
@@ -74,20 +73,17 @@ async def test_health_is_503_when_the_database_is_down(tmp_path: Path) -> None:
         data_dir=tmp_path,
         database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none",
     )
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.get("/health")
-            assert response.status_code == 503
-            body = response.json()
-            assert body["status"] == "unavailable"
-            assert body["components"]["database"]["status"] == "down"
-            assert body["components"]["storage"]["status"] == "up"
-            metadata = await client.get("/api/v1/images/00000000-0000-4000-8000-000000000000")
-            assert metadata.status_code == 503
-            assert metadata.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
-            assert metadata.headers["retry-after"]
+    async with app_client(settings, base_url="http://t") as client:
+        response = await client.get("/health")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "unavailable"
+        assert body["components"]["database"]["status"] == "down"
+        assert body["components"]["storage"]["status"] == "up"
+        metadata = await client.get("/api/v1/images/00000000-0000-4000-8000-000000000000")
+        assert metadata.status_code == 503
+        assert metadata.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+        assert metadata.headers["retry-after"]
 
 
 async def test_openapi_documents_every_route_and_error(client: httpx.AsyncClient) -> None:

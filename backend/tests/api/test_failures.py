@@ -9,13 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from app.config import Settings
-from app.main import create_app
 from app.storage import StorageUnavailable
 from app.storage.memory import MemoryStorage
 from tests.support import images
+from tests.support.app import app_client
 
 pytestmark = pytest.mark.anyio
 
@@ -38,10 +37,10 @@ class BrokenStorage(MemoryStorage):
 async def _client_for(
     settings: Settings, storage: MemoryStorage
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with LifespanManager(create_app(settings, storage=storage)) as manager:
-        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield client
+    async with app_client(
+        settings, storage=storage, base_url="http://t", raise_app_exceptions=False
+    ) as client:
+        yield client
 
 
 async def _upload_then_get(settings: Settings, storage: MemoryStorage) -> httpx.Response:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import jwt
 import pytest
-from asgi_lifespan import LifespanManager
 
 from app.config import DEFAULT_JWT_SECRET, Settings
-from app.main import create_app
 from tests.support import images
+from tests.support.app import app_client
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.anyio
@@ -28,15 +25,6 @@ def database_kind() -> str:
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     return dict(LIMITS)
-
-
-@asynccontextmanager
-async def _client(settings: Settings, peer: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app, client=(peer, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
 
 
 async def _upload(client: httpx.AsyncClient, **headers: str) -> httpx.Response:
@@ -124,14 +112,14 @@ async def test_credentials_that_do_not_verify_cannot_buy_a_fresh_bucket(
 
 async def test_forwarded_for_counts_only_behind_a_trusted_proxy(settings: Settings) -> None:
     # Loopback is trusted by default: the proxy's X-Forwarded-For names the caller.
-    async with _client(settings) as client:
+    async with app_client(settings) as client:
         for address in ("198.51.100.1", "198.51.100.2"):
             for _ in range(2):
                 response = await _upload(client, **{"X-Forwarded-For": address})
                 assert response.status_code == 201
         assert (await _upload(client, **{"X-Forwarded-For": "198.51.100.1"})).status_code == 429
     # A peer that is not a trusted proxy cannot pick its bucket with the header.
-    async with _client(settings, peer="203.0.113.9") as client:
+    async with app_client(settings, peer="203.0.113.9") as client:
         statuses = [
             (await _upload(client, **{"X-Forwarded-For": f"198.51.100.{i}"})).status_code
             for i in range(3)
@@ -140,7 +128,7 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy(settings: Settin
 
 
 async def test_limits_can_be_turned_off(settings: Settings) -> None:
-    async with _client(settings.model_copy(update={"rate_limit_enabled": False})) as client:
+    async with app_client(settings.model_copy(update={"rate_limit_enabled": False})) as client:
         responses = [await _upload(client) for _ in range(4)]
         assert {r.status_code for r in responses} == {201}
         assert "ratelimit-limit" not in responses[0].headers
@@ -152,7 +140,7 @@ async def test_with_redis_a_limit_holds_across_processes(
     shared = settings.model_copy(
         update={"redis_url": redis_url, "queue_name": queue_name, "redis_prefix": queue_name}
     )
-    async with _client(shared) as one, _client(shared) as other:
+    async with app_client(shared) as one, app_client(shared) as other:
         assert (await _upload(one)).status_code == 201
         assert (await _upload(other)).status_code == 201
         assert (await _upload(one)).status_code == 429
@@ -163,7 +151,7 @@ async def test_without_redis_limits_fall_back_to_this_process(settings: Settings
     unreachable = settings.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "queue_name": "nowhere"}
     )
-    async with _client(unreachable) as client:
+    async with app_client(unreachable) as client:
         statuses = [(await _upload(client)).status_code for _ in range(3)]
         assert statuses == [201, 201, 429]
         metrics = (await client.get("/metrics")).text

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from app.config import Settings
 from app.lifespan import close_resources, open_resources
-from app.main import create_app
 from app.reconcile import reconcile
 from tests.support import images
+from tests.support.app import app_client
 from tests.support.seaweed import SeaweedS3
 
 pytestmark = [pytest.mark.anyio, pytest.mark.s3]
@@ -37,10 +36,8 @@ def s3_settings(settings: Settings, seaweed: SeaweedS3) -> Settings:
 
 @pytest.fixture
 async def s3_client(s3_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with LifespanManager(create_app(s3_settings)) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield client
+    async with app_client(s3_settings, base_url="http://t") as client:
+        yield client
 
 
 async def test_upload_serve_range_delete_on_s3(s3_client: httpx.AsyncClient) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from app.config import Settings
 from app.cpu import CpuPool
@@ -17,10 +16,11 @@ from app.db import Database
 from app.jobs.outcomes import Outcome
 from app.jobs.thumbnails import ThumbnailJobs
 from app.jobs.worker import build_worker
-from app.main import create_app
 from app.models.blob import object_key
 from app.storage.factory import build_storage
 from tests.support import images
+from tests.support.app import app_client
+from tests.support.metrics import sample
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.anyio
@@ -61,13 +61,6 @@ async def _upload(client: httpx.AsyncClient, data: bytes) -> dict[str, Any]:
     return body
 
 
-def _sample(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0
-
-
 async def test_without_a_worker_thumbnails_wait_in_the_queue(client: httpx.AsyncClient) -> None:
     body = await _upload(client, images.noisy_jpeg(400, 300))
     response = await client.get(f"/api/v1/images/{body['id']}/thumbnail")
@@ -82,7 +75,7 @@ async def test_without_a_worker_thumbnails_wait_in_the_queue(client: httpx.Async
     assert health["components"]["queue"]["status"] == "up"
     assert health["components"]["queue"]["latency_ms"] is not None
     metrics = (await client.get("/metrics")).text
-    assert _sample(metrics, "chitram_thumbnail_queue_depth") == 1.0
+    assert sample(metrics, "chitram_thumbnail_queue_depth") == 1.0
 
 
 async def test_a_worker_makes_the_queued_thumbnails(
@@ -98,7 +91,7 @@ async def test_a_worker_makes_the_queued_thumbnails(
         meta = (await client.get(f"/api/v1/images/{body['id']}")).json()
         assert meta["thumbnail_status"] == "ready"
         assert (await client.get(meta["thumbnails"]["small"])).status_code == 200
-    assert _sample((await client.get("/metrics")).text, "chitram_thumbnail_queue_depth") == 0.0
+    assert sample((await client.get("/metrics")).text, "chitram_thumbnail_queue_depth") == 0.0
 
 
 async def test_a_corrupt_original_ends_failed_and_the_worker_goes_on(
@@ -142,38 +135,35 @@ async def test_uploads_succeed_while_redis_is_unreachable_and_the_sweeper_catche
         queue_name=queue_name,
         redis_prefix=queue_name,
     )
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            body = await _upload(client, images.noisy_jpeg(300, 200))
-            assert body["thumbnail_status"] == "pending"  # the sweeper will queue it later
-            health = await client.get("/health")
-            assert health.status_code == 200
-            assert health.json()["status"] == "degraded"
-            assert health.json()["components"]["queue"]["status"] == "down"
-            assert (await client.get("/metrics")).status_code == 200
+    async with app_client(settings) as client:
+        body = await _upload(client, images.noisy_jpeg(300, 200))
+        assert body["thumbnail_status"] == "pending"  # the sweeper will queue it later
+        health = await client.get("/health")
+        assert health.status_code == 200
+        assert health.json()["status"] == "degraded"
+        assert health.json()["components"]["queue"]["status"] == "down"
+        assert (await client.get("/metrics")).status_code == 200
 
-            # Redis is back (here: the real one); a worker's sweeper finds the lost job.
-            reachable = settings.model_copy(
-                update={"redis_url": redis_url, "thumbnail_stale_seconds": 0}
-            )
-            database = Database(reachable.resolved_database_url)
-            storage = await build_storage(reachable)
-            cpu = CpuPool(1)
-            await cpu.start()
-            worker = build_worker(
-                reachable, ThumbnailJobs(reachable, database, storage, cpu), burst=True
-            )
-            try:
-                await worker.async_run()
-            finally:
-                await worker.close()
-                cpu.close()
-                await storage.close()
-                await database.dispose()
-            meta = (await client.get(f"/api/v1/images/{body['id']}")).json()
-            assert meta["thumbnail_status"] == "ready"
+        # Redis is back (here: the real one); a worker's sweeper finds the lost job.
+        reachable = settings.model_copy(
+            update={"redis_url": redis_url, "thumbnail_stale_seconds": 0}
+        )
+        database = Database(reachable.resolved_database_url)
+        storage = await build_storage(reachable)
+        cpu = CpuPool(1)
+        await cpu.start()
+        worker = build_worker(
+            reachable, ThumbnailJobs(reachable, database, storage, cpu), burst=True
+        )
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+            cpu.close()
+            await storage.close()
+            await database.dispose()
+        meta = (await client.get(f"/api/v1/images/{body['id']}")).json()
+        assert meta["thumbnail_status"] == "ready"
 
 
 def _uuid(body: dict[str, Any]) -> uuid.UUID:

@@ -14,6 +14,7 @@ from PIL import Image
 from app.config import Settings
 from tests.images import factories
 from tests.support import images
+from tests.support.metrics import sample
 from tests.support.serving import assert_serving_headers
 from tests.support.thumbnails import wait_for_thumbnails
 
@@ -205,14 +206,7 @@ async def test_health_and_metrics_report_the_in_process_queue(client: httpx.Asyn
     metrics = (await client.get("/metrics")).text
     assert "chitram_thumbnail_queue_depth 0.0" in metrics
     assert (
-        _sample(metrics, 'chitram_thumbnail_jobs_total{result="ready"}')
-        >= _sample(before, 'chitram_thumbnail_jobs_total{result="ready"}') + 1
+        sample(metrics, 'chitram_thumbnail_jobs_total{result="ready"}')
+        >= sample(before, 'chitram_thumbnail_jobs_total{result="ready"}') + 1
     )
-    assert _sample(metrics, "chitram_thumbnail_job_duration_seconds_count") >= 1
-
-
-def _sample(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0
+    assert sample(metrics, "chitram_thumbnail_job_duration_seconds_count") >= 1

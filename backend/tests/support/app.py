@@ -1,0 +1,31 @@
+"""The app in this process, behind its lifespan, with an HTTP client on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from app.config import Settings
+from app.main import create_app
+from app.storage import Storage
+
+
+@asynccontextmanager
+async def app_client(
+    settings: Settings,
+    *,
+    storage: Storage | None = None,
+    peer: str = "127.0.0.1",
+    base_url: str = "http://testserver",
+    raise_app_exceptions: bool = True,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for `create_app(settings)`, as seen from `peer`."""
+    async with LifespanManager(create_app(settings, storage=storage)) as manager:
+        transport = httpx.ASGITransport(
+            app=manager.app, client=(peer, 40000), raise_app_exceptions=raise_app_exceptions
+        )
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
