@@ -69,10 +69,10 @@ class Settings(BaseSettings):
     reconcile_grace_seconds: int = 3600
     small_file_bytes: int = 512 * 1024
 
-    # Thumbnail jobs (see app/jobs). With REDIS_URL they go through this arq queue.
-    queue_name: str = "chitram:thumbnails"
-    # Every other Redis key of this deployment (cache, rate limits) starts with this.
+    # Every Redis key of this deployment (cache, rate limits) starts with this, and so
+    # does its arq queue for thumbnail jobs (see app/jobs) unless QUEUE_NAME says otherwise.
     redis_prefix: str = "chitram"
+    queue_name: str = ""  # default: "<REDIS_PREFIX>:thumbnails"
     thumbnail_max_attempts: int = Field(default=3, ge=1)
     thumbnail_retry_base_seconds: float = Field(default=5.0, ge=0)
     thumbnail_sweep_interval_seconds: int = Field(default=30, ge=1, le=3600)
@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None
+
+    @model_validator(mode="after")
+    def _derive_queue_name(self) -> Settings:
+        if not self.queue_name:
+            self.queue_name = f"{self.redis_prefix}:thumbnails"
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
