@@ -22,6 +22,8 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
         Index("ix_images_created_at_id", "created_at", "id"),
+        # "My images", newest first, a page at a time (keyset): one range scan.
+        Index("ix_images_owner_id_created_at_id", "owner_id", "created_at", "id"),
         # The sweeper's question, "which pending rows went quiet?", on a tiny partial index.
         Index(
             "ix_images_pending_thumbnails",
@@ -41,6 +43,11 @@ class Image(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     frames: Mapped[int] = mapped_column(Integer, default=1)
+    # Owned images (uploaded by a signed-in caller) have no delete token; anonymous
+    # ones have no owner. Users with images cannot be deleted out from under them.
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="RESTRICT")
+    )
     delete_token_hash: Mapped[str | None] = mapped_column(String(64))
     thumbnail_status: Mapped[str] = mapped_column(String(16), default=ThumbnailStatus.PENDING)
     thumbnail_attempts: Mapped[int] = mapped_column(Integer, default=0)
