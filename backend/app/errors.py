@@ -50,6 +50,12 @@ class InvalidRequest(AppError):
     message = "The request is not valid"
 
 
+class Forbidden(AppError):
+    status_code = 403
+    code = "FORBIDDEN"
+    message = "You are not allowed to do this"
+
+
 class NotFound(AppError):
     status_code = 404
     code = "NOT_FOUND"
@@ -60,6 +66,17 @@ class MethodNotAllowed(AppError):
     status_code = 405
     code = "METHOD_NOT_ALLOWED"
     message = "Method not allowed"
+
+
+class BodyTooLarge(AppError):
+    """A JSON or form body over its cap (uploads have their own, MAX_UPLOAD_BYTES)."""
+
+    status_code = 413
+    code = "FILE_TOO_LARGE"
+    message = "The request body is too large"
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(details={"max_bytes": max_bytes}, headers={"Connection": "close"})
 
 
 class RangeNotSatisfiable(AppError):

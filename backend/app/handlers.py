@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from app.errors import (
     AppError,
+    BodyTooLarge,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -71,6 +72,8 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
         return render(request, NotFound(headers=headers))
     if exc.status_code == 405:
         return render(request, MethodNotAllowed(headers=headers))
+    if exc.status_code == 413:  # raised while reading a capped body (app.middleware)
+        return render(request, BodyTooLarge(int(exc.detail)))
     # Any other status Starlette or FastAPI raise themselves (a body they cannot parse...).
     code = "INTERNAL_ERROR" if exc.status_code >= 500 else "INVALID_REQUEST"
     return _envelope(request, exc.status_code, code, str(exc.detail), headers=headers)
