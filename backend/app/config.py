@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # The development default: public, refused outside development, and long enough (32+
 # bytes) for HS256, so that PyJWT has nothing to warn about while developing.
 DEFAULT_JWT_SECRET = "change-me-development-only-secret"  # noqa: S105
+# RFC 7518 section 3.2: an HMAC key at least as long as the hash output.
+MIN_JWT_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 ALL_FORMATS = ("jpeg", "png", "webp", "gif")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -54,7 +56,12 @@ class Settings(BaseSettings):
     rate_limit_auth: str = "20/minute"
 
     jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_expire_minutes: float = Field(default=60, gt=0)
+    # Failed logins per account in a 15-minute window before the account answers 429.
+    login_max_failures: int = Field(default=5, ge=1)
+    # Each user's storage quota unless their row says otherwise (1 GiB).
+    default_quota_bytes: int = Field(default=1024**3, ge=0)
 
     public_base_url: str | None = None
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
@@ -120,8 +127,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        if self.environment == "production" and self.jwt_secret in ("", DEFAULT_JWT_SECRET):
-            raise ValueError("JWT_SECRET must be set to a non-default value outside development")
+        if self.environment != "development":
+            if self.jwt_secret in ("", DEFAULT_JWT_SECRET):
+                raise ValueError(
+                    "JWT_SECRET must be set to a non-default value outside development"
+                )
+            minimum = MIN_JWT_SECRET_BYTES[self.jwt_algorithm]
+            if len(self.jwt_secret.encode()) < minimum:
+                raise ValueError(
+                    f"JWT_SECRET must be at least {minimum} bytes for {self.jwt_algorithm} "
+                    "outside development (RFC 7518 section 3.2)"
+                )
         if self.max_ingest_bytes < self.max_upload_bytes:
             raise ValueError("MAX_INGEST_BYTES must be at least MAX_UPLOAD_BYTES")
         if self.storage_backend == "s3" and not (

@@ -10,9 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.config import Settings
-from app.images.service import Caller, ImageService
+from app.images.service import ImageService
 from app.lifespan import Resources
-from app.net import client_address
 
 
 def resources_of(request: Request) -> Resources:
@@ -38,17 +37,6 @@ async def get_image_service(resources: ResourcesDep) -> ImageService:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
-
-
-def client_ip(request: Request, settings: Settings) -> str:
-    return client_address(request.scope, settings)
-
-
-async def get_caller(request: Request, settings: SettingsDep) -> Caller:
-    return Caller(scope=f"ip:{client_ip(request, settings)}")
-
-
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 _BASE_URLS: dict[tuple[str, bytes, str], str] = {}

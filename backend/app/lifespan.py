@@ -9,6 +9,8 @@ from typing import TypedDict
 
 from fastapi import FastAPI
 
+from app.auth.passwords import Passwords
+from app.auth.service import AuthService
 from app.config import Settings
 from app.cpu import CpuPool
 from app.db import Database
@@ -34,6 +36,7 @@ class Resources:
     queue: JobQueue
     images: ImageService
     limiter: RateLimiter
+    auth: AuthService
 
 
 class State(TypedDict):
@@ -54,9 +57,11 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
     images = ImageService(
         settings, database, storage, cache, ObjectCache(settings.object_cache_bytes), cpu, queue
     )
+    limiter = RateLimiter(settings)
+    auth = AuthService(settings, database, limiter, Passwords())
     await queue.start()
     await cache.start()  # Redis: follows invalidations, so its near cache may answer reads
-    return Resources(settings, database, storage, cpu, queue, images, RateLimiter(settings))
+    return Resources(settings, database, storage, cpu, queue, images, limiter, auth)
 
 
 def build_metadata_cache(settings: Settings) -> MetadataCache:

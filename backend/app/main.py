@@ -5,12 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app import __version__, health
+from app.auth.middleware import AuthMiddleware
+from app.auth.router import router as auth_router
 from app.config import Settings
 from app.handlers import install_error_handlers
 from app.images.router import router as images_router
 from app.lifespan import lifespan_for
 from app.logging import configure_logging
-from app.middleware import RequestIdMiddleware
+from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.ratelimit import RateLimitMiddleware
 from app.storage import Storage
 
@@ -23,10 +25,13 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
         summary="Self-hostable image hosting",
         lifespan=lifespan_for(settings, storage),
     )
+    app.include_router(auth_router)
     app.include_router(images_router)
     app.include_router(health.router)
     install_error_handlers(app)
-    app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(RateLimitMiddleware, settings=settings)  # counts the resolved caller
+    app.add_middleware(AuthMiddleware, settings=settings)
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: even a 429 carries the request id
     return app
 

@@ -1,15 +1,16 @@
 """Rate limits with the `limits` library: Redis across processes, memory as the fallback.
 
 Fixed windows (`limits`' fixed-window strategy: one INCR with expiry per request, the
-cheapest there is), keyed by the caller: the user when a valid token comes with the
-request, the client IP otherwise (`X-Forwarded-For` only from `TRUSTED_PROXIES`). With `REDIS_URL`
-the counters live in Redis, so a limit holds across every API process; when Redis does
-not answer within `REDIS_TIMEOUT`, this process counts in memory instead (per process,
-so limits loosen by the number of processes but never disappear), logs it once, and
-tries Redis again after `app.breaker.RETRY_AFTER` seconds.
+cheapest there is), keyed by the caller `app.auth.middleware` resolved: the user for a
+token, the key for an API key, the client IP otherwise (`X-Forwarded-For` only from
+`TRUSTED_PROXIES`). With `REDIS_URL` the counters live in Redis, so a limit holds across
+every API process; when Redis does not answer within `REDIS_TIMEOUT`, this process counts
+in memory instead (per process, so limits loosen by the number of processes but never
+disappear), logs it once, and tries Redis again after `app.breaker.RETRY_AFTER` seconds.
 
 `RateLimitMiddleware` applies them before routing, so a refused request costs no
 dependency resolution, and adds the IETF `RateLimit-*` headers to every limited route.
+The accounts service uses the same limiter for failed logins per account.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
-import jwt
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from prometheus_client import Counter, Gauge
@@ -39,10 +40,11 @@ from app.net import client_address
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
 MAX_REMEMBERED_WINDOWS = 100_000
-JWT_ALGORITHM = "HS256"  # pinned: never taken from the token's header
 API = "/api/v1/"
+LOGIN_FAILURE_WINDOW = "15 minutes"
 
-LimitName = Literal["upload", "read", "auth"]
+LimitName = Literal["upload", "read", "auth", "login_failure"]
+T = TypeVar("T")
 
 RATE_LIMITED = Counter("chitram_rate_limited", "Requests refused by a rate limit", ["limit"])
 LIMITER_FALLBACK = Gauge(
@@ -76,7 +78,9 @@ class RateLimiter:
             "upload": parse(settings.rate_limit_upload),
             "read": parse(settings.rate_limit_read),
             "auth": parse(settings.rate_limit_auth),
+            "login_failure": parse(f"{settings.login_max_failures}/{LOGIN_FAILURE_WINDOW}"),
         }
+        self.enabled = settings.rate_limit_enabled
         self.memory = MemoryStorage()
         self.redis: Storage | None = None
         self._pool: ConnectionPool | None = None
@@ -101,20 +105,58 @@ class RateLimiter:
         if len(self._resets) > MAX_REMEMBERED_WINDOWS:
             self._resets = {k: t for k, t in self._resets.items() if t > now}
 
-    async def hit(self, name: LimitName, caller: str) -> Quota:
-        item = self.items[name]
-        key = item.key_for(name, caller)
+    async def _on_storage(self, action: Callable[[Storage], Awaitable[T]]) -> T:
+        """`action` on Redis while it answers, else on this process's memory."""
         if self.redis is not None and not self._breaker.open:
             try:
                 # Bounded by the pool's socket timeouts; no wait_for: a task per request
                 # would cost more than the round trip.
-                quota = await self._count(self.redis, item, key)
+                result = await action(self.redis)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._breaker.trip(exc)
             else:
                 self._breaker.succeeded()
-                return quota
-        return await self._count(self.memory, item, key)
+                return result
+        return await action(self.memory)
+
+    async def hit(self, name: LimitName, caller: str) -> Quota:
+        """Count one request of `caller` against the limit `name`."""
+        item = self.items[name]
+        key = item.key_for(name, caller)
+        return await self._on_storage(lambda storage: self._count(storage, item, key))
+
+    async def require(self, name: LimitName, caller: str) -> None:
+        """Count one request; raise RateLimited when it is over the limit."""
+        if self.enabled:
+            quota = await self.hit(name, caller)
+            if not quota.allowed:
+                raise self.refusal(name, quota)
+
+    async def require_not_spent(self, name: LimitName, caller: str) -> None:
+        """Raise RateLimited when `caller` has used up the limit, without counting."""
+        if not self.enabled:
+            return
+        item = self.items[name]
+        key = item.key_for(name, caller)
+
+        async def peek(storage: Storage) -> tuple[int, float]:
+            count = await storage.get(key)
+            return count, (await storage.get_expiry(key) if count else 0.0)
+
+        count, reset_at = await self._on_storage(peek)
+        if count >= item.amount:
+            reset_after = max(1, math.ceil(reset_at - time.time()))
+            raise self.refusal(name, Quota(False, item.amount, 0, reset_after))
+
+    async def reset(self, name: LimitName, caller: str) -> None:
+        """Forget `caller`'s count (a successful login clears its failures)."""
+        key = self.items[name].key_for(name, caller)
+        await self._on_storage(lambda storage: storage.clear(key))
+
+    @staticmethod
+    def refusal(name: LimitName, quota: Quota) -> RateLimited:
+        RATE_LIMITED.labels(limit=name).inc()
+        return RateLimited(headers={k.decode(): v.decode() for k, v in quota.headers()})
 
     async def _count(self, storage: Storage, item: RateLimitItem, key: str) -> Quota:
         # limits' FixedWindowRateLimiter.hit is exactly `incr(...) <= amount`; calling the
@@ -158,30 +200,9 @@ def classify(method: str, path: str) -> LimitName | None:
 
 
 def caller_key(scope: Scope, settings: Settings) -> str:
-    """`user:<sub>` for a valid bearer token, else `ip:<address>`.
-
-    Only a credential that verifies earns a bucket of its own: were any header value
-    enough, a client could mint a fresh bucket per request and never be limited. The
-    token's signature and expiry are checked here (HMAC, microseconds, no database);
-    whether the user still exists is the route's business. API keys are keyed by the
-    client address until accounts can verify them (issue 5)."""
-    for name, value in scope["headers"]:
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            subject = _verified_subject(value[7:].strip().decode("latin-1"), settings)
-            if subject is not None:
-                return "user:" + subject
-    return "ip:" + client_address(scope, settings)
-
-
-def _verified_subject(token: str, settings: Settings) -> str | None:
-    try:
-        claims = jwt.decode(
-            token, settings.jwt_secret, algorithms=[JWT_ALGORITHM], options={"require": ["sub"]}
-        )
-    except jwt.PyJWTError:
-        return None
-    subject = claims.get("sub")
-    return subject if isinstance(subject, str) and subject else None
+    """The caller's scope as `app.auth.middleware` resolved it (the address without it)."""
+    principal = scope["state"].get("principal")
+    return principal.scope if principal is not None else "ip:" + client_address(scope, settings)
 
 
 class RateLimitMiddleware:
@@ -203,16 +224,19 @@ class RateLimitMiddleware:
         quota = await resources.limiter.hit(name, caller_key(scope, self.settings))
         headers = quota.headers()
         if not quota.allowed:
-            RATE_LIMITED.labels(limit=name).inc()
             # The contract's envelope, as every other error; the request-id middleware,
             # outside this one, adds X-Request-ID.
-            refusal = RateLimited(headers={k.decode(): v.decode() for k, v in headers})
+            refusal = resources.limiter.refusal(name, quota)
             await render(Request(scope), refusal)(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
+                present = message.get("headers", [])
+                # A route's own refusal (failed logins of an account) is the limit that
+                # matters to the client: it keeps its headers, not two sets.
+                if not any(name == b"ratelimit-limit" for name, _ in present):
+                    message["headers"] = [*present, *headers]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

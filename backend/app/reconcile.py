@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from app.auth import repository as auth_repository
 from app.db import RunAsync
 from app.images import repository
 from app.lifespan import Resources
@@ -105,8 +106,11 @@ async def _drop_rows_of_missing_object(resources: Resources, sha256: str) -> lis
         if run_async(resources.storage.stat, object_key(sha256)) is not None:
             return []  # re-uploaded since we looked
         removed = repository.delete_images_of_blob(connection, sha256)
+        for _, owner_id, size in removed:
+            if owner_id is not None:  # the bytes are gone: they no longer count
+                auth_repository.refund_storage(connection, owner_id, size)
         repository.delete_blob(connection, sha256)
-        return removed
+        return [str(image_id) for image_id, _, _ in removed]
 
     removed = await resources.database.write(drop)
     if removed:

@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.cli import migrate
 from app.config import Settings
 from app.main import create_app
+from tests.support.accounts import TEST_JWT_SECRET
 from tests.support.seaweed import SeaweedS3, seaweedfs_s3, weed_binary
 from tests.support.services import service_missing
 
 PG_ADMIN_DSN = os.environ.get("CHITRAM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = ("images", "thumbnails", "blobs", "idempotency_keys")
+TABLES = ("images", "thumbnails", "blobs", "idempotency_keys", "api_keys", "users")
 REDIS_TEST_URL = os.environ.get("CHITRAM_TEST_REDIS", "redis://127.0.0.1:6379/9")
 
 
@@ -133,12 +134,19 @@ def settings(
         return Settings(
             _env_file=None,
             environment="test",
+            jwt_secret=TEST_JWT_SECRET,
             data_dir=data_dir,
             database_url=url,
             **settings_overrides,
         )
     shutil.copy(request.getfixturevalue("sqlite_template"), data_dir / "chitram.db")
-    return Settings(_env_file=None, environment="test", data_dir=data_dir, **settings_overrides)
+    return Settings(
+        _env_file=None,
+        environment="test",
+        jwt_secret=TEST_JWT_SECRET,
+        data_dir=data_dir,
+        **settings_overrides,
+    )
 
 
 @pytest.fixture

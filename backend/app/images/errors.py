@@ -27,6 +27,15 @@ class ImageTooLarge(AppError):
     message = "The image's dimensions or frame count exceed the limits"
 
 
+class QuotaExceeded(AppError):
+    status_code = 413
+    code = "QUOTA_EXCEEDED"
+    message = "This upload would exceed your storage quota"
+
+    def __init__(self, used: int, quota: int) -> None:
+        super().__init__(details={"storage_used": used, "storage_quota": quota})
+
+
 class ImageNotFound(AppError):
     status_code = 404
     code = "IMAGE_NOT_FOUND"

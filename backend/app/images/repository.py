@@ -11,7 +11,18 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +45,36 @@ async def get_image(
     if not rows:
         return None
     return rows[0][0], [thumbnail for _, thumbnail in rows if thumbnail is not None]
+
+
+async def list_images(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[tuple[Image, list[Thumbnail]]]:
+    """The owner's images, newest first (ties by id), after the keyset `before`."""
+    query = select(Image).where(Image.owner_id == owner_id)
+    if before is not None:
+        created_at, image_id = before
+        query = query.where(
+            Image.created_at <= created_at,
+            or_(
+                Image.created_at < created_at,
+                and_(Image.created_at == created_at, Image.id < image_id),
+            ),
+        )
+    result = await session.execute(
+        query.order_by(Image.created_at.desc(), Image.id.desc()).limit(limit)
+    )
+    images = list(result.scalars())
+    blobs = {image.blob_sha256 for image in images}
+    thumbnails: dict[str, list[Thumbnail]] = {}
+    if blobs:
+        found = await session.execute(select(Thumbnail).where(Thumbnail.blob_sha256.in_(blobs)))
+        for thumbnail in found.scalars():
+            thumbnails.setdefault(thumbnail.blob_sha256, []).append(thumbnail)
+    return [(image, thumbnails.get(image.blob_sha256, [])) for image in images]
 
 
 async def thumbnails_of_blob(session: AsyncSession, sha256: str) -> list[Thumbnail]:
@@ -126,26 +167,47 @@ def insert_image(connection: Connection, image: Image) -> None:
     connection.execute(insert(Image).values(**values))
 
 
-def lock_image(connection: Connection, image_id: uuid.UUID) -> Row[str, str | None] | None:
-    """The image's blob and delete-token digest, its row locked until the unit ends."""
+def lock_image(
+    connection: Connection, image_id: uuid.UUID
+) -> Row[str, str | None, uuid.UUID | None] | None:
+    """The image's blob, delete-token digest and owner, its row locked until the unit ends."""
     result = connection.execute(
-        select(Image.blob_sha256, Image.delete_token_hash)
+        select(Image.blob_sha256, Image.delete_token_hash, Image.owner_id)
         .where(Image.id == image_id)
         .with_for_update()
     )
     return result.first()
 
 
-def delete_image(connection: Connection, image_id: uuid.UUID) -> None:
-    connection.execute(delete(Image).where(Image.id == image_id))
+def delete_image(
+    connection: Connection, image_id: uuid.UUID, requester: uuid.UUID | None
+) -> Row[uuid.UUID | None, int] | None:
+    """Delete the image if `requester` may: it is theirs, or it has no owner (the caller
+    has checked its delete token). Its owner and size; None when not allowed.
 
-
-def delete_images_of_blob(connection: Connection, sha256: str) -> list[str]:
-    """Remove every image stored as `sha256`; their ids."""
+    The ownership rule is in the statement itself, so a service that forgot to check
+    still could not delete someone else's image."""
+    allowed: ColumnElement[bool] = Image.owner_id.is_(None)
+    if requester is not None:
+        allowed = or_(allowed, Image.owner_id == requester)
     deleted = connection.execute(
-        delete(Image).where(Image.blob_sha256 == sha256).returning(Image.id)
+        delete(Image)
+        .where(Image.id == image_id, allowed)
+        .returning(Image.owner_id, Image.file_size)
     )
-    return [str(image_id) for image_id in deleted.scalars()]
+    return deleted.first()
+
+
+def delete_images_of_blob(
+    connection: Connection, sha256: str
+) -> list[Row[uuid.UUID, uuid.UUID | None, int]]:
+    """Remove every image stored as `sha256`; their ids, owners and sizes."""
+    deleted = connection.execute(
+        delete(Image)
+        .where(Image.blob_sha256 == sha256)
+        .returning(Image.id, Image.owner_id, Image.file_size)
+    )
+    return list(deleted.all())
 
 
 def save_idempotent_response(

@@ -8,15 +8,10 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from app.deps import (
-    BaseUrlDep,
-    CallerDep,
-    ImageServiceDep,
-    request_base_url,
-    resources_of,
-)
+from app.auth.dependencies import PrincipalDep, SignedInDep
+from app.deps import BaseUrlDep, ImageServiceDep, request_base_url, resources_of
 from app.images import serving
-from app.images.schemas import BatchResponse, ImageRead, ImageUploaded, ThumbnailSize
+from app.images.schemas import BatchResponse, ImageList, ImageRead, ImageUploaded, ThumbnailSize
 from app.images.service import UploadRequest
 from app.images.serving import ServedObject
 from app.openapi import errors
@@ -41,7 +36,7 @@ def _multipart(field: str, many: bool) -> dict[str, Any]:
 
 
 def _upload_request(
-    request: Request, caller: CallerDep, base: str, idempotency_key: str | None = None
+    request: Request, caller: PrincipalDep, base: str, idempotency_key: str | None = None
 ) -> UploadRequest:
     length = request.headers.get("content-length")
     return UploadRequest(
@@ -60,31 +55,44 @@ def _upload_request(
     status_code=status.HTTP_201_CREATED,
     response_model=ImageUploaded,
     response_model_exclude_none=False,
-    responses=errors(400, 413, 415, 422),
+    responses=errors(400, 401, 413, 415, 422, 429),
     openapi_extra=_multipart("file", many=False),
 )
 async def upload_image(
     request: Request,
     service: ImageServiceDep,
-    caller: CallerDep,
+    caller: PrincipalDep,
     base: BaseUrlDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> ImageUploaded:
-    """Upload one image (multipart field `file`); anonymous uploads get a delete token."""
+    """Upload one image (multipart field `file`). Signed-in callers own it and count it
+    against their quota; anonymous uploads get a delete token instead."""
     return await service.upload(_upload_request(request, caller, base, idempotency_key))
 
 
 @router.post(
     "/batch",
     response_model=BatchResponse,
-    responses=errors(400, 413, 422),
+    responses=errors(400, 401, 413, 422, 429),
     openapi_extra=_multipart("files", many=True),
 )
 async def upload_batch(
-    request: Request, service: ImageServiceDep, caller: CallerDep, base: BaseUrlDep
+    request: Request, service: ImageServiceDep, caller: PrincipalDep, base: BaseUrlDep
 ) -> BatchResponse:
     """Upload several images (repeated field `files`); each gets its own result."""
     return BatchResponse(results=await service.upload_batch(_upload_request(request, caller, base)))
+
+
+@router.get("", response_model=ImageList, responses=errors(400, 401, 422, 429))
+async def list_images(
+    service: ImageServiceDep,
+    caller: SignedInDep,
+    base: BaseUrlDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor")] = None,
+) -> ImageList:
+    """The caller's images, newest first, a page at a time."""
+    return await service.list_images(caller, limit, cursor, base)
 
 
 @router.get("/{image_id}", response_model=ImageRead, responses=errors(404, 422))
@@ -168,9 +176,11 @@ async def get_image_thumbnail(
 async def delete_image(
     image_id: uuid.UUID,
     service: ImageServiceDep,
+    caller: PrincipalDep,
     x_delete_token: Annotated[str | None, Header()] = None,
     delete_token: Annotated[str | None, Query()] = None,
 ) -> Response:
-    """Delete an image: its file and metadata are gone at once."""
-    await service.delete(image_id, x_delete_token or delete_token)
+    """Delete an image: its owner, or anyone with its delete token (anonymous uploads).
+    Its file, thumbnails and metadata are gone at once."""
+    await service.delete(image_id, caller, x_delete_token or delete_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

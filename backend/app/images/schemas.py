@@ -45,6 +45,15 @@ class ImageUploaded(ImageRead):
     delete_url: str | None = None
 
 
+class ImageList(BaseModel):
+    """A page of the caller's images, newest first."""
+
+    items: list[ImageRead]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )
+
+
 class BatchResult(BaseModel):
     filename: str
     status: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -15,10 +16,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from app.auth import repository as accounts
+from app.auth.errors import Unauthorized
+from app.auth.principal import Principal
 from app.config import Settings
 from app.cpu import CpuPool, WorkerCrashed
 from app.db import Database, RunAsync
-from app.errors import AppError, InvalidRequest, ServiceUnavailable, ValidationFailed
+from app.errors import AppError, Forbidden, InvalidRequest, ServiceUnavailable, ValidationFailed
 from app.images import repository, tokens
 from app.images.backpressure import UploadGate
 from app.images.cache import CachedImage, CachedThumbnail, CacheResult, MetadataCache
@@ -28,13 +32,21 @@ from app.images.errors import (
     ImageNotFound,
     InvalidDeleteToken,
     InvalidFileFormat,
+    QuotaExceeded,
     ThumbnailFailed,
     ThumbnailNotReady,
 )
 from app.images.filenames import safe_filename
 from app.images.ingest import MULTIPART_OVERHEAD, MultipartIngest, ReceivedFile
 from app.images.processing import Limits, process_upload
-from app.images.schemas import BatchResult, ImageRead, ImageUploaded, Thumbnails, ThumbnailSize
+from app.images.schemas import (
+    BatchResult,
+    ImageList,
+    ImageRead,
+    ImageUploaded,
+    Thumbnails,
+    ThumbnailSize,
+)
 from app.images.serving import ObjectCache, ServedObject
 from app.images.thumbnails import CONTENT_TYPE as THUMBNAIL_CONTENT_TYPE
 from app.images.thumbnails import THUMBNAIL_SIZES
@@ -55,18 +67,11 @@ THUMBNAIL_RETRY_AFTER = 2
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is asking: the scope of idempotency keys (and, later, ownership)."""
-
-    scope: str  # "ip:<addr>" for anonymous callers
-
-
-@dataclass(frozen=True, slots=True)
 class UploadRequest:
     body: AsyncIterator[bytes]
     content_type: str
     content_length: int | None
-    caller: Caller
+    caller: Principal
     base_url: str
     request_id: str | None = None
     idempotency_key: str | None = None
@@ -101,13 +106,31 @@ class ImageService:
 
     async def upload(self, request: UploadRequest) -> ImageUploaded:
         """Ingest one file part named `file`; the response body of a 201."""
+        await self._authorise(request.caller)
         with self._admit(request, max_files=1):
             return await self._upload(request)
 
     async def upload_batch(self, request: UploadRequest) -> list[BatchResult]:
         """Ingest every `files` part; each gets the result it would have got alone."""
+        await self._authorise(request.caller)
         with self._admit(request, max_files=self.settings.max_batch_files):
             return await self._upload_batch(request)
+
+    async def _authorise(self, caller: Principal) -> None:
+        """Refuse, before any of the body is read, what could never be stored."""
+        if caller.user_id is None:
+            if not self.settings.allow_anonymous_uploads:
+                raise Unauthorized("Anonymous uploads are disabled: sign in or send an API key")
+            return
+        await self._require_room(caller.user_id, 1)
+
+    async def _require_room(self, user_id: uuid.UUID, size: int) -> None:
+        async with self.database.reader() as session:
+            used, quota = await accounts.storage_usage(
+                session, user_id, self.settings.default_quota_bytes
+            )
+        if used + size > quota:
+            raise QuotaExceeded(used, quota)
 
     def _max_body(self, max_files: int) -> int:
         return max_files * (self.settings.max_upload_bytes + MULTIPART_OVERHEAD)
@@ -198,7 +221,8 @@ class ImageService:
             )
         except WorkerCrashed as exc:
             raise InvalidFileFormat("The file could not be decoded safely") from exc
-        token, token_digest = tokens.new_delete_token()
+        owner_id = request.caller.user_id
+        token, token_digest = tokens.new_delete_token() if owner_id is None else (None, None)
         now = utcnow()
         image = Image(
             id=uuid.uuid4(),
@@ -209,6 +233,7 @@ class ImageService:
             width=processed.info.width,
             height=processed.info.height,
             frames=processed.info.frames,
+            owner_id=owner_id,
             delete_token_hash=token_digest,
             thumbnail_status=ThumbnailStatus.PENDING,
             thumbnail_attempts=0,
@@ -217,6 +242,8 @@ class ImageService:
         )
         response = self._uploaded(image, request.base_url, token)
         key = object_key(processed.sha256)
+        if owner_id is not None:  # refused before the object is stored
+            await self._require_room(owner_id, processed.size)
         # The heavy write happens before the lock (SQLite has one writer for everything);
         # under the lock we only check that the object is still there.
         if await self.storage.stat(key) is None:
@@ -232,6 +259,8 @@ class ImageService:
                     # The last image with these bytes was deleted between our write and our
                     # claim, taking the object with it. Nothing refers to it: retry is safe.
                     raise ServiceUnavailable("The upload raced a delete; retry it", retry_after=1)
+                if owner_id is not None:
+                    self._charge(connection, owner_id, processed.size)
                 repository.insert_image(connection, image)
                 if key_hash is not None and replay_body is not None:
                     repository.save_idempotent_response(
@@ -249,6 +278,12 @@ class ImageService:
         # dispatch leaves the row pending for the sweeper.
         await self.queue.dispatch(image.id)
         return response
+
+    def _charge(self, connection: Connection, owner_id: uuid.UUID, size: int) -> None:
+        """Count the bytes against the owner's quota in the upload's transaction."""
+        default = self.settings.default_quota_bytes
+        if not accounts.charge_storage(connection, owner_id, size, default):
+            raise QuotaExceeded(*accounts.usage(connection, owner_id, default))
 
     # ---- idempotency --------------------------------------------------------------------
 
@@ -304,6 +339,20 @@ class ImageService:
             found = await repository.get_image(session, image_id)
         return None if found is None else _cached(*found)
 
+    async def list_images(
+        self, caller: Principal, limit: int, cursor: str | None, base_url: str
+    ) -> ImageList:
+        """A page of the caller's images, newest first, and the cursor of the next."""
+        if caller.user_id is None:
+            raise Unauthorized()
+        before = _decode_cursor(cursor) if cursor else None
+        async with self.database.reader() as session:
+            rows = await repository.list_images(session, caller.user_id, before, limit + 1)
+        page = rows[:limit]
+        items = [self.read(_cached(image, thumbs), base_url) for image, thumbs in page]
+        last = page[-1][0] if len(rows) > limit else None
+        return ImageList(items=items, next_cursor=_encode_cursor(last) if last else None)
+
     async def served_object(self, image_id: uuid.UUID) -> ServedObject:
         image, _ = await self.get(image_id)
         return ServedObject(
@@ -334,20 +383,31 @@ class ImageService:
 
     # ---- delete -------------------------------------------------------------------------
 
-    async def delete(self, image_id: uuid.UUID, delete_token: str | None) -> None:
-        """Remove the row and, when no other image shares it, the object, atomically."""
+    async def delete(
+        self, image_id: uuid.UUID, caller: Principal, delete_token: str | None
+    ) -> None:
+        """Remove the row and, when no other image shares it, the object, atomically.
+        Owned images go only by their owner; anonymous ones by their delete token."""
+        requester = caller.user_id
 
         def remove(connection: Connection, run_async: RunAsync) -> list[str]:
             row = repository.lock_image(connection, image_id)
             if row is None:
                 raise ImageNotFound()
-            sha256, token_digest = row
-            if not delete_token:
-                raise DeleteTokenRequired()
-            if token_digest is None or not tokens.matches(delete_token, token_digest):
-                raise InvalidDeleteToken()
+            sha256, token_digest, owner_id = row
+            if owner_id is not None and owner_id != requester:
+                raise Forbidden("Only the image's owner may delete it")
+            if owner_id is None:
+                if not delete_token:
+                    raise DeleteTokenRequired()
+                if token_digest is None or not tokens.matches(delete_token, token_digest):
+                    raise InvalidDeleteToken()
             repository.lock_blob(connection, sha256)
-            repository.delete_image(connection, image_id)
+            deleted = repository.delete_image(connection, image_id, requester)
+            if deleted is None:
+                raise Forbidden("Only the image's owner may delete it")
+            if deleted.owner_id is not None:
+                accounts.refund_storage(connection, deleted.owner_id, deleted.file_size)
             if repository.count_blob_references(connection, sha256):
                 return []
             repository.delete_blob(connection, sha256)
@@ -383,8 +443,11 @@ class ImageService:
             self._bodies.move_to_end(key)
         return body
 
-    def _uploaded(self, image: Image, base_url: str, token: str) -> ImageUploaded:
+    def _uploaded(self, image: Image, base_url: str, token: str | None) -> ImageUploaded:
+        """The upload's answer: owned images carry no delete token."""
         fields = self._fields(_cached(image), base_url)
+        if token is None:
+            return ImageUploaded(**fields)
         delete_url = _delete_url(str(fields["url"]), token)
         return ImageUploaded(**fields, delete_token=token, delete_url=delete_url)
 
@@ -411,6 +474,24 @@ class ImageService:
             "thumbnail_url": thumbnails.medium,
             "thumbnails": thumbnails,
         }
+
+
+def _encode_cursor(image: Image) -> str:
+    """Opaque to clients: the position of the last image of a page."""
+    raw = f"{image.created_at.isoformat()}|{image.id.hex}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, image_id = raw.split("|")
+        position = datetime.fromisoformat(created), uuid.UUID(hex=image_id)
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError included
+        raise InvalidRequest("The cursor is not valid") from exc
+    if position[0].tzinfo is None:
+        raise InvalidRequest("The cursor is not valid")
+    return position
 
 
 def _delete_url(file_url: str, token: str) -> str:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from app.config import Settings
+from tests.support.accounts import TEST_JWT_SECRET
 from tests.support.app import app_client
 
 pytestmark = pytest.mark.anyio
@@ -70,6 +71,7 @@ async def test_health_is_503_when_the_database_is_down(tmp_path: Path) -> None:
     settings = Settings(
         _env_file=None,
         environment="test",
+        jwt_secret=TEST_JWT_SECRET,
         data_dir=tmp_path,
         database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none",
     )

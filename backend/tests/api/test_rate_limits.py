@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 import jwt
 import pytest
 
-from app.config import DEFAULT_JWT_SECRET, Settings
-from tests.support import images
+from app.config import Settings
+from tests.support import accounts, images
 from tests.support.app import app_client
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.anyio
-LIMITS = {"rate_limit_upload": "2/minute", "rate_limit_read": "3/minute"}
+LIMITS = {
+    "rate_limit_upload": "2/minute",
+    "rate_limit_read": "3/minute",
+    "rate_limit_auth": "3/minute",
+}
 
 
 @pytest.fixture
@@ -64,37 +69,46 @@ async def test_reads_have_their_own_limit_and_unlimited_routes_no_headers(
     assert deleted.status_code == 204
 
 
-def _token(settings: Settings, subject: str, **claims: object) -> str:
-    now = int(time.time())
-    payload = {"sub": subject, "iat": now, "exp": now + 600, **claims}
-    return jwt.encode(payload, settings.jwt_secret, "HS256")
-
-
 async def test_users_are_limited_per_user_not_per_token_or_address(
-    client: httpx.AsyncClient, settings: Settings
+    client: httpx.AsyncClient,
 ) -> None:
+    account = await accounts.register(client)
     for _ in range(2):
         assert (await _upload(client)).status_code == 201
     assert (await _upload(client)).status_code == 429  # this address is spent
     # Two tokens of one user share the user's bucket, whatever the address.
-    first = {"Authorization": f"Bearer {_token(settings, 'user-1')}"}
-    second = {"Authorization": f"Bearer {_token(settings, 'user-1', jti='other')}"}
-    assert (await _upload(client, **first)).status_code == 201
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": account.email, "password": accounts.PASSWORD}
+    )
+    second = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    assert (await _upload(client, **account.headers)).status_code == 201
     assert (await _upload(client, **second)).status_code == 201
-    assert (await _upload(client, **first)).status_code == 429
-    other_user = {"Authorization": f"Bearer {_token(settings, 'user-2')}"}
-    assert (await _upload(client, **other_user)).status_code == 201
+    refused = await _upload(client, **account.headers)
+    assert refused.status_code == 429
+    assert refused.headers["ratelimit-limit"] == "2"
+    other = await accounts.register(client)
+    assert (await _upload(client, **other.headers)).status_code == 201
 
 
-def _forged(kind: str) -> dict[str, str]:
+async def test_each_api_key_has_its_own_bucket(client: httpx.AsyncClient) -> None:
+    account = await accounts.register(client)
+    first = {"X-API-Key": await accounts.new_api_key(client, account, "one")}
+    second = {"X-API-Key": await accounts.new_api_key(client, account, "two")}
+    assert [(await _upload(client, **first)).status_code for _ in range(3)] == [201, 201, 429]
+    assert (await _upload(client, **second)).status_code == 201
+    assert (await _upload(client, **account.headers)).status_code == 201  # the user's own
+
+
+def _forged(kind: str, settings: Settings) -> dict[str, str]:
     if kind == "unknown-api-key":
-        return {"X-API-Key": "chk_made_up_for_this_request"}
+        return {"X-API-Key": "chk_" + "A" * 43}
     now = int(time.time())
+    claims = {"sub": str(uuid.uuid4()), "iat": now, "jti": "j"}
     token = {
         "garbage": "not-a-token",
-        "other-secret": jwt.encode({"sub": "x", "exp": now + 60}, "x" * 40, "HS256"),
-        "alg-none": jwt.encode({"sub": "x", "exp": now + 60}, None, "none"),
-        "expired": jwt.encode({"sub": "x", "exp": now - 60}, DEFAULT_JWT_SECRET, "HS256"),
+        "other-secret": jwt.encode({**claims, "exp": now + 60}, "x" * 40, "HS256"),
+        "alg-none": jwt.encode({**claims, "exp": now + 60}, None, "none"),
+        "expired": jwt.encode({**claims, "exp": now - 60}, settings.jwt_secret, "HS256"),
     }[kind]
     return {"Authorization": f"Bearer {token}"}
 
@@ -102,12 +116,13 @@ def _forged(kind: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     "kind", ["garbage", "other-secret", "alg-none", "expired", "unknown-api-key"]
 )
-async def test_credentials_that_do_not_verify_cannot_buy_a_fresh_bucket(
-    client: httpx.AsyncClient, kind: str
+async def test_credentials_that_do_not_verify_are_refused_and_counted_per_address(
+    client: httpx.AsyncClient, settings: Settings, kind: str
 ) -> None:
-    for _ in range(2):
-        assert (await _upload(client)).status_code == 201
-    assert (await _upload(client, **_forged(kind))).status_code == 429
+    # Never a fresh bucket, never anonymous: 401, and guessing is limited per address.
+    statuses = [(await _upload(client, **_forged(kind, settings))).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    assert (await _upload(client)).status_code == 201  # the upload budget is untouched
 
 
 async def test_forwarded_for_counts_only_behind_a_trusted_proxy(settings: Settings) -> None:

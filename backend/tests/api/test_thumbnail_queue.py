@@ -19,6 +19,7 @@ from app.jobs.worker import build_worker
 from app.models.blob import object_key
 from app.storage.factory import build_storage
 from tests.support import images
+from tests.support.accounts import TEST_JWT_SECRET
 from tests.support.app import app_client
 from tests.support.metrics import sample
 from tests.support.server import free_port
@@ -129,6 +130,7 @@ async def test_uploads_succeed_while_redis_is_unreachable_and_the_sweeper_catche
     settings = Settings(
         _env_file=None,
         environment="test",
+        jwt_secret=TEST_JWT_SECRET,
         data_dir=tmp_path,
         database_url=postgres_url,
         redis_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there

@@ -1,0 +1,1 @@
+"""Accounts: users, tokens, API keys, and who is calling."""

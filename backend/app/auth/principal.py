@@ -1,0 +1,30 @@
+"""Who is calling: resolved once per request from its credentials (or their absence)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller of one request.
+
+    `scope` names the caller for rate limits and idempotency keys: `user:<id>` for a
+    bearer token, `key:<id>` for an API key, `ip:<address>` for anonymous callers."""
+
+    scope: str
+    user_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+
+    @classmethod
+    def anonymous(cls, address: str) -> Principal:
+        return cls(scope=f"ip:{address}")
+
+    @classmethod
+    def user(cls, user_id: uuid.UUID) -> Principal:
+        return cls(scope=f"user:{user_id}", user_id=user_id)
+
+    @classmethod
+    def api_key(cls, user_id: uuid.UUID, key_id: uuid.UUID) -> Principal:
+        return cls(scope=f"key:{key_id}", user_id=user_id, api_key_id=key_id)

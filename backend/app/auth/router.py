@@ -1,0 +1,108 @@
+"""Accounts API routes: thin, each calls one service function and returns a schema."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import ValidationError
+
+from app.auth.dependencies import SignedInDep
+from app.auth.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyList,
+    SessionRead,
+    TokenRead,
+    UserCreate,
+    UserLogin,
+    UserRead,
+)
+from app.auth.service import AuthService
+from app.errors import ValidationFailed
+from app.openapi import errors
+
+router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
+
+
+async def get_auth_service(request: Request) -> AuthService:
+    service: AuthService = request.state.resources.auth
+    return service
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionRead,
+    responses=errors(409, 422, 429),
+)
+async def register(body: UserCreate, service: AuthServiceDep) -> SessionRead:
+    """Create an account; answers with a token, as a login would."""
+    return await service.register(body)
+
+
+@router.post("/login", response_model=SessionRead, responses=errors(401, 422, 429))
+async def login(body: UserLogin, service: AuthServiceDep) -> SessionRead:
+    """Sign in with email and password; 429 after repeated failures."""
+    return await service.login(body)
+
+
+@router.post("/token", response_model=TokenRead, responses=errors(401, 422, 429))
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], service: AuthServiceDep
+) -> TokenRead:
+    """OAuth2 password form (`username` is the email), for Swagger's Authorize button."""
+    try:
+        body = UserLogin(email=form.username, password=form.password)
+    except ValidationError as exc:
+        problems = [
+            {
+                "loc": ["body", "username" if e["loc"][0] == "email" else e["loc"][0]],
+                "msg": e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        raise ValidationFailed(details={"errors": problems}) from None
+    session = await service.login(body)
+    return TokenRead(access_token=session.access_token)
+
+
+@router.get("/me", response_model=UserRead, responses=errors(401))
+async def me(principal: SignedInDep, service: AuthServiceDep) -> UserRead:
+    """The signed-in account, with its image count, storage used and quota."""
+    return await service.me(principal)
+
+
+@router.post(
+    "/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses=errors(400, 401, 422),
+)
+async def create_api_key(
+    body: ApiKeyCreate, principal: SignedInDep, service: AuthServiceDep
+) -> ApiKeyCreated:
+    """Create an API key; its secret is in this response only."""
+    return await service.create_api_key(principal, body.name)
+
+
+@router.get("/api-keys", response_model=ApiKeyList, responses=errors(401))
+async def list_api_keys(principal: SignedInDep, service: AuthServiceDep) -> ApiKeyList:
+    """The caller's live keys, without their secrets."""
+    return await service.list_api_keys(principal)
+
+
+@router.delete(
+    "/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 404, 422)
+)
+async def revoke_api_key(
+    key_id: uuid.UUID, principal: SignedInDep, service: AuthServiceDep
+) -> Response:
+    """Revoke one of the caller's keys: it is refused from now on."""
+    await service.revoke_api_key(principal, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,205 @@
+"""Account rules: sign-up, login, tokens, API keys, and resolving who is calling."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+from starlette.types import Scope
+
+from app.auth import repository, tokens
+from app.auth.errors import ApiKeyNotFound, EmailExists, InvalidCredentials, Unauthorized
+from app.auth.passwords import Passwords
+from app.auth.principal import Principal
+from app.auth.schemas import (
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyRead,
+    SessionRead,
+    UserCreate,
+    UserLogin,
+    UserRead,
+)
+from app.config import Settings
+from app.db import Database, RunAsync
+from app.errors import InvalidRequest
+from app.models import ApiKey, User
+from app.models.base import utcnow
+from app.net import client_address
+from app.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+MAX_API_KEYS = 100  # live keys per user
+
+
+class AuthService:
+    """Users, their tokens and keys, over one database; never commits by itself."""
+
+    def __init__(
+        self, settings: Settings, database: Database, limiter: RateLimiter, passwords: Passwords
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.limiter = limiter
+        self.passwords = passwords
+
+    # ---- sessions -----------------------------------------------------------------------
+
+    async def register(self, body: UserCreate) -> SessionRead:
+        """Create an account and sign it in; 409 when the email is taken."""
+        await self.limiter.require("auth", f"register:{body.email}")
+        user = User(
+            id=uuid.uuid4(),
+            email=body.email,
+            password_hash=await self.passwords.hash(body.password),
+            storage_used=0,
+            storage_quota=None,
+            created_at=utcnow(),
+        )
+        try:
+            await self.database.write(
+                lambda connection, _: repository.insert_user(connection, user)
+            )
+        except IntegrityError as exc:
+            raise EmailExists() from exc
+        log.info("user registered", extra={"user_id": str(user.id)})
+        return self._session(user, image_count=0)
+
+    async def login(self, body: UserLogin) -> SessionRead:
+        """A token for the right email and password. Unknown emails and wrong passwords
+        get the same answer after the same work; repeated failures lock the account."""
+        account = f"account:{body.email}"
+        await self.limiter.require_not_spent("login_failure", account)
+        async with self.database.reader() as session:
+            user = await repository.get_user_by_email(session, body.email)
+        valid = await self.passwords.verify(body.password, user.password_hash if user else None)
+        if user is None or not valid:
+            await self.limiter.hit("login_failure", account)
+            raise InvalidCredentials()
+        await self.limiter.reset("login_failure", account)
+        async with self.database.reader() as session:
+            image_count = await repository.count_images(session, user.id)
+        return self._session(user, image_count)
+
+    def _session(self, user: User, image_count: int) -> SessionRead:
+        issued = tokens.issue_token(self.settings, user.id)
+        return SessionRead(
+            user=self._user_read(user, image_count),
+            access_token=issued.access_token,
+            expires_in=issued.expires_in,
+        )
+
+    def _user_read(self, user: User, image_count: int) -> UserRead:
+        quota = self.settings.default_quota_bytes if user.storage_quota is None else None
+        return UserRead(
+            id=user.id,
+            email=user.email,
+            created_at=user.created_at,
+            image_count=image_count,
+            storage_used=user.storage_used,
+            storage_quota=user.storage_quota if quota is None else quota,
+        )
+
+    async def me(self, principal: Principal) -> UserRead:
+        user_id = _required(principal)
+        async with self.database.reader() as session:
+            user = await repository.get_user(session, user_id)
+            if user is None:
+                raise Unauthorized("The account no longer exists")
+            return self._user_read(user, await repository.count_images(session, user_id))
+
+    # ---- API keys -----------------------------------------------------------------------
+
+    async def create_api_key(self, principal: Principal, name: str) -> ApiKeyCreated:
+        user_id = _required(principal)
+        secret, prefix, digest = tokens.new_api_key()
+        key = ApiKey(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            name=name,
+            prefix=prefix,
+            key_hash=digest,
+            created_at=utcnow(),
+            last_used_at=None,
+            revoked_at=None,
+        )
+
+        def insert(connection: Connection, _: RunAsync) -> None:
+            if repository.count_live_api_keys(connection, user_id) >= MAX_API_KEYS:
+                raise InvalidRequest(f"At most {MAX_API_KEYS} API keys; revoke one first")
+            repository.insert_api_key(connection, key)
+
+        await self.database.write(insert)
+        log.info("api key created", extra={"user_id": str(user_id), "key_id": str(key.id)})
+        return ApiKeyCreated(
+            id=key.id, name=name, prefix=prefix, key=secret, created_at=key.created_at
+        )
+
+    async def list_api_keys(self, principal: Principal) -> ApiKeyList:
+        async with self.database.reader() as session:
+            keys = await repository.list_api_keys(session, _required(principal))
+        return ApiKeyList(items=[ApiKeyRead.model_validate(k, from_attributes=True) for k in keys])
+
+    async def revoke_api_key(self, principal: Principal, key_id: uuid.UUID) -> None:
+        """Revoke one of the caller's keys; another user's key id is simply not found."""
+        user_id = _required(principal)
+        now = utcnow()
+        revoked = await self.database.write(
+            lambda connection, _: repository.revoke_api_key(connection, key_id, user_id, now)
+        )
+        if not revoked:
+            raise ApiKeyNotFound()
+        log.info("api key revoked", extra={"user_id": str(user_id), "key_id": str(key_id)})
+
+    # ---- who is calling -----------------------------------------------------------------
+
+    async def authenticate(self, scope: Scope) -> Principal:
+        """The request's caller. Credentials that are present but bad raise 401: they
+        never downgrade a caller to anonymous."""
+        authorization = api_key = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-api-key":
+                api_key = value.decode("latin-1")
+        if authorization is None and api_key is None:
+            return Principal.anonymous(client_address(scope, self.settings))
+        if authorization is not None and api_key is not None:
+            raise Unauthorized("Send one credential, a bearer token or an X-API-Key, not both")
+        if authorization is not None:
+            return await self._bearer(authorization)
+        assert api_key is not None
+        return await self._api_key(api_key.strip())
+
+    async def _bearer(self, authorization: str) -> Principal:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Only bearer tokens are accepted in Authorization")
+        user_id = tokens.token_subject(self.settings, token.strip())
+        async with self.database.reader() as session:
+            if not await repository.user_exists(session, user_id):
+                raise Unauthorized("The account no longer exists")
+        return Principal.user(user_id)
+
+    async def _api_key(self, key: str) -> Principal:
+        if not tokens.looks_like_api_key(key):
+            raise Unauthorized("The API key is not valid")
+        async with self.database.reader() as session:
+            found = await repository.find_api_key(session, tokens.api_key_digest(key))
+        if found is None:
+            raise Unauthorized("The API key is not valid or has been revoked")
+        key_id, user_id, last_used_at = found
+        now = utcnow()
+        if last_used_at is None or now - last_used_at >= repository.LAST_USED_RESOLUTION:
+            await self.database.write(
+                lambda connection, _: repository.touch_api_key(connection, key_id, now)
+            )
+        return Principal.api_key(user_id, key_id)
+
+
+def _required(principal: Principal) -> uuid.UUID:
+    if principal.user_id is None:
+        raise Unauthorized()
+    return principal.user_id
