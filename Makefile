@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install uv migrate lint typecheck bench clean
+.PHONY: run test install uv migrate lint typecheck bench vendor clean
 
 run: install ## install, migrate and serve the embedded shape on http://127.0.0.1:8000
 	cd $(BACKEND) && $(UV) run --frozen chitram migrate
@@ -31,6 +31,16 @@ migrate: install
 bench: install ## the speed and memory benchmarks (see backend/bench/README.md)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	cd $(BACKEND) && $(UV) run --frozen python -m bench.run_all
+
+vendor: ## fetch the pinned front-end files in backend/app/static/vendor again (needs npm)
+	@set -e; tmp=$$(mktemp -d); cd $$tmp; \
+	npm pack --silent swagger-ui-dist@5.35.0 redoc@2.5.4 >/dev/null; \
+	tar xzf swagger-ui-dist-5.35.0.tgz && mkdir s && mv package/* s/ && rmdir package; \
+	tar xzf redoc-2.5.4.tgz; \
+	dest=$(CURDIR)/$(BACKEND)/app/static/vendor; \
+	cp s/swagger-ui-bundle.js s/swagger-ui.css s/favicon-32x32.png s/LICENSE $$dest/swagger-ui-5.35.0/; \
+	cp package/bundles/redoc.standalone.js package/LICENSE $$dest/redoc-2.5.4/; \
+	rm -rf $$tmp; echo "vendored files refreshed under $$dest"
 
 clean:
 	rm -rf $(BACKEND)/.venv $(BACKEND)/.pytest_cache $(BACKEND)/.mypy_cache $(BACKEND)/.ruff_cache

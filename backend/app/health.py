@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from app import __version__
 from app.deps import ResourcesDep
 from app.metrics import CONTENT_TYPE_LATEST, THUMBNAIL_QUEUE_DEPTH, generate_latest
+from app.openapi import errors
 from app.probe import Probe, Status, probe
 
 router = APIRouter(tags=["operations"])
@@ -30,7 +31,10 @@ class Health(BaseModel):
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"model": Health, "description": "The database or storage is down"}},
+    responses={
+        **errors(),
+        503: {"model": Health, "description": "The database or storage is down"},
+    },
 )
 async def health(resources: ResourcesDep) -> JSONResponse:
     """Liveness and readiness: 200 while the database and storage answer, else 503."""
@@ -54,7 +58,10 @@ def _component(status: Probe) -> Component:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"},
+        **errors(),
+    },
 )
 async def metrics(resources: ResourcesDep) -> Response:
     """Prometheus metrics of this process, and the thumbnail queue's depth."""

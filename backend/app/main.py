@@ -13,6 +13,7 @@ from app.images.router import router as images_router
 from app.lifespan import lifespan_for
 from app.logging import configure_logging
 from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.openapi import install_docs
 from app.ratelimit import RateLimitMiddleware
 from app.storage import Storage
 
@@ -24,10 +25,13 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
         version=__version__,
         summary="Self-hostable image hosting",
         lifespan=lifespan_for(settings, storage),
+        docs_url=None,  # served from vendored files: app.openapi.install_docs
+        redoc_url=None,
     )
     app.include_router(auth_router)
     app.include_router(images_router)
     app.include_router(health.router)
+    install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RateLimitMiddleware, settings=settings)  # counts the resolved caller
     app.add_middleware(AuthMiddleware, settings=settings)

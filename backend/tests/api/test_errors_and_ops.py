@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -97,7 +98,23 @@ async def test_openapi_documents_every_route_and_error(client: httpx.AsyncClient
     file_get = spec["paths"]["/api/v1/images/{image_id}/file"]["get"]
     assert {"200", "206", "304", "404", "416"} <= set(file_get["responses"])
     assert "HTTPValidationError" not in spec.get("components", {}).get("schemas", {})
-    assert (await client.get("/docs")).status_code == 200
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert {"401", "500", "503"} <= set(operation["responses"]), (method, path)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_docs_load_nothing_from_other_sites(client: httpx.AsyncClient, page: str) -> None:
+    # Self-hosted and offline installs must get working docs: every script, stylesheet
+    # and icon is served by Chitram itself.
+    html = (await client.get(page)).text
+    assert "https://" not in html
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert assets
+    for asset in assets:
+        response = await client.get(asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 500, asset
 
 
 async def test_access_log_names_the_route_template_and_request_id(
