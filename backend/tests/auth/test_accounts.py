@@ -108,12 +108,17 @@ async def test_wrong_password_and_unknown_email_answer_alike(client: httpx.Async
 
 async def test_the_token_form_serves_swaggers_authorize_button(client: httpx.AsyncClient) -> None:
     account = await accounts.register(client)
-    # What Swagger UI posts for the OAuth2 password flow.
-    form = {"grant_type": "password", "username": account.email, "password": PASSWORD, "scope": ""}
-    response = await client.post(f"{AUTH}/token", data=form)
+    # What Swagger UI's Authorize button posts: the form, and an empty OAuth2 client in
+    # Basic auth (RFC 6749 section 2.3.1), which must not count as a bad credential.
+    form = {"grant_type": "password", "username": account.email, "password": PASSWORD}
+    swagger = {"Authorization": "Basic Og=="}
+    response = await client.post(f"{AUTH}/token", data=form, headers=swagger)
     assert response.status_code == 200
     assert set(response.json()) == {"access_token", "token_type"}
     assert response.json()["token_type"] == "bearer"
+    assert (await client.post(f"{AUTH}/token", data=form)).status_code == 200
+    basic_elsewhere = await client.get(f"{AUTH}/me", headers=swagger)
+    assert basic_elsewhere.status_code == 401  # anywhere else it is a bad credential
     token = response.json()["access_token"]
     me = await client.get(f"{AUTH}/me", headers={"Authorization": f"Bearer {token}"})
     assert me.json()["id"] == account.id
