@@ -48,8 +48,11 @@ from bench.common import (
 )
 
 WRK_DIR = BENCH_DIR / "wrk"
-TARGETS = {"download": 3000.0, "metadata": 3000.0, "upload": 100.0}  # requests/s
-SCENARIOS = ("download", "metadata", "upload")
+# requests/s; "metadata-key" (the same read with an X-API-Key, which costs a key lookup)
+# has no target of its own: it is compared with "metadata".
+TARGETS = {"download": 3000.0, "metadata": 3000.0, "metadata-key": 0.0, "upload": 100.0}
+SCENARIOS = ("download", "metadata", "metadata-key", "upload")
+GET_SCENARIOS = ("download", "metadata", "metadata-key")
 OTHER_CPU_WARNING = 0.15  # cores used by processes other than the server and wrk
 # Variant numbers of the upload bodies: the checks, the warm-up and the measured run
 # use disjoint ranges so no two uploads of one server ever carry the same bytes.
@@ -88,6 +91,7 @@ class Wrk:
         script: str,
         server_pid: int,
         script_args: list[str] | None = None,
+        headers: list[str] | None = None,
         timeout_s: int = 10,
     ) -> dict[str, Any]:
         """Run wrk once; its summary (from report.lua's done()) plus the text it printed."""
@@ -104,6 +108,7 @@ class Wrk:
                 f"--timeout={timeout_s}s",
                 "--latency",
                 f"--script={lua.name}",
+                *(f"--header={header}" for header in headers or ()),
                 url,
             ]
             if script_args:
@@ -223,6 +228,20 @@ def _profiled(
     return {"raw": str(raw), **found}
 
 
+def _api_key(server: Server, client: httpx.Client) -> str:
+    """An API key of a fresh account: the caller of the authenticated scenario."""
+    account = {"email": "bench@example.com", "password": "bench password"}
+    token = client.post(f"{server.url}/api/v1/auth/register", json=account)
+    token.raise_for_status()
+    created = client.post(
+        f"{server.url}/api/v1/auth/api-keys",
+        json={"name": "bench"},
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    created.raise_for_status()
+    return str(created.json()["key"])
+
+
 def _db_counts(server: Server) -> dict[str, int]:
     with sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True) as db:
         images = db.execute("SELECT count(*) FROM images").fetchone()[0]
@@ -244,14 +263,19 @@ def run_level(
         urls = {
             "download": f"{server.url}/api/v1/images/{image_id}/file",
             "metadata": f"{server.url}/api/v1/images/{image_id}",
+            "metadata-key": f"{server.url}/api/v1/images/{image_id}",
         }
-        for scenario in ("download", "metadata"):
+        headers: dict[str, list[str]] = {name: [] for name in GET_SCENARIOS}
+        if "metadata-key" in args.scenarios:
+            headers["metadata-key"] = [f"X-API-Key: {_api_key(server, client)}"]
+        for scenario in GET_SCENARIOS:
             if scenario not in args.scenarios:
                 continue
             common = {
                 "connections": args.connections,
                 "threads": args.threads,
                 "server_pid": server.pid,
+                "headers": headers[scenario],
             }
             wrk.run(urls[scenario], duration=args.warmup, script="get.lua", **common)
             print(f"[{log_level}] {scenario}: {args.duration:g} s ...", flush=True)

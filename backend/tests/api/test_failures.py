@@ -84,7 +84,30 @@ async def test_unreachable_storage_is_a_503_and_health_says_so(settings: Setting
     assert health.json()["components"]["storage"]["status"] == "down"
 
 
-def test_production_refuses_the_default_jwt_secret(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("environment", "changes"),
+    [
+        ("production", {}),  # unset: the public development default
+        ("test", {}),  # "outside development" is everything but development
+        ("production", {"jwt_secret": ""}),
+        ("production", {"jwt_secret": "s" * 31}),  # shorter than SHA-256's output
+        ("production", {"jwt_secret": "s" * 40, "jwt_algorithm": "HS512"}),
+    ],
+)
+def test_outside_development_weak_jwt_secrets_are_refused(
+    tmp_path: Path, environment: str, changes: dict[str, str]
+) -> None:
     with pytest.raises(ValueError, match="JWT_SECRET"):
-        Settings(_env_file=None, environment="production", data_dir=tmp_path)  # type: ignore[call-arg]
+        Settings(_env_file=None, environment=environment, data_dir=tmp_path, **changes)  # type: ignore[arg-type]
+
+
+def test_strong_secrets_and_development_start(tmp_path: Path) -> None:
     Settings(_env_file=None, environment="production", data_dir=tmp_path, jwt_secret="s" * 32)  # type: ignore[call-arg]
+    Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="production",
+        data_dir=tmp_path,
+        jwt_secret="s" * 64,
+        jwt_algorithm="HS512",
+    )
+    assert Settings(_env_file=None, data_dir=tmp_path).environment == "development"  # type: ignore[call-arg]

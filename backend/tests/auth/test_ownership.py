@@ -194,3 +194,25 @@ async def test_concurrent_uploads_never_overshoot_the_quota(settings: Settings) 
         assert set(statuses) <= {201, 413}
         listed = (await client.get(IMAGES, headers=account.headers)).json()["items"]
         assert sum(item["file_size"] for item in listed) == me["storage_used"]
+
+
+async def test_idempotency_keys_belong_to_the_caller(client: httpx.AsyncClient) -> None:
+    alice, bob = await accounts.register(client), await accounts.register(client)
+    alice_key = {"X-API-Key": await accounts.new_api_key(client, alice)}
+
+    async def upload(headers: dict[str, str]) -> dict[str, object]:
+        files = {"file": ("i.png", images.png(17, 17))}
+        response = await client.post(
+            f"{IMAGES}/upload", files=files, headers={**headers, "Idempotency-Key": "same"}
+        )
+        assert response.status_code == 201
+        body: dict[str, object] = response.json()
+        return body
+
+    first = await upload(alice.headers)
+    assert await upload(alice.headers) == first  # a retry: the same image, no new charge
+    assert first["delete_token"] is None
+    others = [await upload(h) for h in (bob.headers, alice_key, {})]
+    assert len({first["id"], *(o["id"] for o in others)}) == 4  # each caller its own
+    me = (await client.get("/api/v1/auth/me", headers=alice.headers)).json()
+    assert me["image_count"] == 2  # one by token (retried), one by API key
