@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     jwt_expire_minutes: float = Field(default=60, gt=0)
     # Failed logins per account in a 15-minute window before the account answers 429.
     login_max_failures: int = Field(default=5, ge=1)
+    # How long a browser stays signed in to the web UI.
+    session_max_age_days: float = Field(default=14, gt=0)
     # Each user's storage quota unless their row says otherwise (1 GiB).
     default_quota_bytes: int = Field(default=1024**3, ge=0)
 

@@ -25,7 +25,15 @@ from tests.support.seaweed import SeaweedS3, seaweedfs_s3, weed_binary
 from tests.support.services import service_missing
 
 PG_ADMIN_DSN = os.environ.get("CHITRAM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-TABLES = ("images", "thumbnails", "blobs", "idempotency_keys", "api_keys", "users")
+TABLES = (
+    "images",
+    "thumbnails",
+    "blobs",
+    "idempotency_keys",
+    "api_keys",
+    "web_sessions",
+    "users",
+)
 REDIS_TEST_URL = os.environ.get("CHITRAM_TEST_REDIS", "redis://127.0.0.1:6379/9")
 
 

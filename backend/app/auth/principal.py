@@ -16,6 +16,7 @@ class Principal:
     scope: str
     user_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
+    session_id: str | None = None  # the web session's digest, for signing out
 
     @classmethod
     def anonymous(cls, address: str) -> Principal:
@@ -24,6 +25,10 @@ class Principal:
     @classmethod
     def user(cls, user_id: uuid.UUID) -> Principal:
         return cls(scope=f"user:{user_id}", user_id=user_id)
+
+    @classmethod
+    def web_session(cls, user_id: uuid.UUID, session_id: str) -> Principal:
+        return cls(scope=f"user:{user_id}", user_id=user_id, session_id=session_id)
 
     @classmethod
     def api_key(cls, user_id: uuid.UUID, key_id: uuid.UUID) -> Principal:

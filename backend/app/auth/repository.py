@@ -8,10 +8,20 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import ApiKey, Image, User
+from app.models import ApiKey, Image, User, WebSession
 
 # last_used_at is written at most this often per key: a write per request would make
 # every API-key read a write (and SQLite has one writer).
@@ -67,6 +77,14 @@ async def storage_usage(
     """(bytes used, quota) of the user now; the write checks again (`charge_storage`)."""
     used, quota = (await session.execute(_usage(user_id, default_quota))).one()
     return int(used), int(quota)
+
+
+async def session_user(session: AsyncSession, digest: str, now: datetime) -> uuid.UUID | None:
+    """The user of the live web session with this digest."""
+    result = await session.execute(
+        select(WebSession.user_id).where(WebSession.id == digest, WebSession.expires_at > now)
+    )
+    return result.scalar_one_or_none()
 
 
 # ---- writes (inside Database.write) -----------------------------------------------------
@@ -146,3 +164,19 @@ def _usage(user_id: uuid.UUID, default_quota: int) -> Select[int, int]:
 
 def _fits(size: int, default_quota: int) -> ColumnElement[bool]:
     return User.storage_used + size <= func.coalesce(User.storage_quota, default_quota)
+
+
+def insert_web_session(
+    connection: Connection, digest: str, user_id: uuid.UUID, now: datetime, expires_at: datetime
+) -> None:
+    """Start a session, and forget this user's expired ones while we are here."""
+    connection.execute(
+        delete(WebSession).where(WebSession.user_id == user_id, WebSession.expires_at <= now)
+    )
+    connection.execute(
+        insert(WebSession).values(id=digest, user_id=user_id, created_at=now, expires_at=expires_at)
+    )
+
+
+def delete_web_session(connection: Connection, digest: str) -> None:
+    connection.execute(delete(WebSession).where(WebSession.id == digest))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
+from starlette.requests import cookie_parser
 from starlette.types import Scope
 
 from app.auth import repository, tokens
@@ -33,6 +35,7 @@ from app.ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 MAX_API_KEYS = 100  # live keys per user
 TOKEN_PATH = "/api/v1/auth/token"  # noqa: S105 (a route, not a secret)
+SESSION_COOKIE = "chitram_session"
 
 
 class AuthService:
@@ -50,6 +53,10 @@ class AuthService:
 
     async def register(self, body: UserCreate) -> SessionRead:
         """Create an account and sign it in; 409 when the email is taken."""
+        return self._session(await self.create_user(body), image_count=0)
+
+    async def create_user(self, body: UserCreate) -> User:
+        """A new account; 409 when the email is taken, 429 when it is tried too often."""
         await self.limiter.require("auth", f"register:{body.email}")
         user = User(
             id=uuid.uuid4(),
@@ -66,11 +73,18 @@ class AuthService:
         except IntegrityError as exc:
             raise EmailExists() from exc
         log.info("user registered", extra={"user_id": str(user.id)})
-        return self._session(user, image_count=0)
+        return user
 
     async def login(self, body: UserLogin) -> SessionRead:
-        """A token for the right email and password. Unknown emails and wrong passwords
-        get the same answer after the same work; repeated failures lock the account."""
+        """A token for the right email and password."""
+        user = await self.check_password(body)
+        async with self.database.reader() as session:
+            image_count = await repository.count_images(session, user.id)
+        return self._session(user, image_count)
+
+    async def check_password(self, body: UserLogin) -> User:
+        """The account these credentials open. Unknown emails and wrong passwords get the
+        same answer after the same work; repeated failures lock the account."""
         account = f"account:{body.email}"
         await self.limiter.require_not_spent("login_failure", account)
         async with self.database.reader() as session:
@@ -80,9 +94,7 @@ class AuthService:
             await self.limiter.hit("login_failure", account)
             raise InvalidCredentials()
         await self.limiter.reset("login_failure", account)
-        async with self.database.reader() as session:
-            image_count = await repository.count_images(session, user.id)
-        return self._session(user, image_count)
+        return user
 
     def _session(self, user: User, image_count: int) -> SessionRead:
         issued = tokens.issue_token(self.settings, user.id)
@@ -110,6 +122,28 @@ class AuthService:
             if user is None:
                 raise Unauthorized("The account no longer exists")
             return self._user_read(user, await repository.count_images(session, user_id))
+
+    # ---- web sessions -----------------------------------------------------------------
+
+    async def start_web_session(self, user_id: uuid.UUID) -> tuple[str, int]:
+        """A new signed-in browser: the cookie's secret and its lifetime in seconds."""
+        secret, digest = tokens.new_session_secret()
+        now = utcnow()
+        lifetime = timedelta(days=self.settings.session_max_age_days)
+        await self.database.write(
+            lambda connection, _: repository.insert_web_session(
+                connection, digest, user_id, now, now + lifetime
+            )
+        )
+        return secret, int(lifetime.total_seconds())
+
+    async def end_web_session(self, principal: Principal) -> None:
+        """Sign the browser out: its cookie opens nothing from now on, anywhere."""
+        if principal.session_id is not None:
+            digest = principal.session_id
+            await self.database.write(
+                lambda connection, _: repository.delete_web_session(connection, digest)
+            )
 
     # ---- API keys -----------------------------------------------------------------------
 
@@ -168,13 +202,22 @@ class AuthService:
         if authorization is not None and _client_authentication(scope["path"], authorization):
             authorization = None
         if authorization is None and api_key is None:
-            return Principal.anonymous(client_address(scope, self.settings))
+            session = _cookie(scope, SESSION_COOKIE) if _is_page(scope["path"]) else None
+            found = await self._web_session(session) if session else None
+            return found or Principal.anonymous(client_address(scope, self.settings))
         if authorization is not None and api_key is not None:
             raise Unauthorized("Send one credential, a bearer token or an X-API-Key, not both")
         if authorization is not None:
             return await self._bearer(authorization)
         assert api_key is not None
         return await self._api_key(api_key.strip())
+
+    async def _web_session(self, secret: str) -> Principal | None:
+        """The browser's session, or None when it has ended (the page signs it out)."""
+        digest = tokens.digest(secret)
+        async with self.database.reader() as session:
+            user_id = await repository.session_user(session, digest, utcnow())
+        return None if user_id is None else Principal.web_session(user_id, digest)
 
     async def _bearer(self, authorization: str) -> Principal:
         scheme, _, token = authorization.partition(" ")
@@ -190,7 +233,7 @@ class AuthService:
         if not tokens.looks_like_api_key(key):
             raise Unauthorized("The API key is not valid")
         async with self.database.reader() as session:
-            found = await repository.find_api_key(session, tokens.api_key_digest(key))
+            found = await repository.find_api_key(session, tokens.digest(key))
         if found is None:
             raise Unauthorized("The API key is not valid or has been revoked")
         key_id, user_id, last_used_at = found
@@ -200,6 +243,20 @@ class AuthService:
                 lambda connection, _: repository.touch_api_key(connection, key_id, now)
             )
         return Principal.api_key(user_id, key_id)
+
+
+def _is_page(path: str) -> bool:
+    """Web pages take the session cookie; the API never does (so it needs no CSRF guard)."""
+    return not path.startswith("/api/")
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    for header, value in scope["headers"]:
+        if header == b"cookie":
+            found = cookie_parser(value.decode("latin-1")).get(name)
+            if found:
+                return found
+    return None
 
 
 def _client_authentication(path: str, authorization: str) -> bool:

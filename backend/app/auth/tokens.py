@@ -65,11 +65,18 @@ def token_subject(settings: Settings, token: str) -> uuid.UUID:
 def new_api_key() -> tuple[str, str, str]:
     """A fresh key: (secret shown once, its prefix for lists, the digest to store)."""
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    return key, key[:API_KEY_SHOWN_CHARS], api_key_digest(key)
+    return key, key[:API_KEY_SHOWN_CHARS], digest(key)
 
 
-def api_key_digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+def new_session_secret() -> tuple[str, str]:
+    """A web session's cookie value and the digest to store."""
+    secret = secrets.token_urlsafe(32)
+    return secret, digest(secret)
+
+
+def digest(secret: str) -> str:
+    """What we store of a random secret (API key, session): its SHA-256."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def looks_like_api_key(key: str) -> bool:

@@ -7,6 +7,7 @@ from app.models.idempotency import IdempotencyRecord
 from app.models.image import Image, ThumbnailStatus
 from app.models.thumbnail import Thumbnail
 from app.models.user import User
+from app.models.web_session import WebSession
 
 __all__ = [
     "ApiKey",
@@ -17,4 +18,5 @@ __all__ = [
     "Thumbnail",
     "ThumbnailStatus",
     "User",
+    "WebSession",
 ]
