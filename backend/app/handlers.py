@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Any
 
@@ -10,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from app.errors import (
     AppError,
@@ -21,6 +20,7 @@ from app.errors import (
     NotFound,
     ValidationFailed,
 )
+from app.web.templates import PAGE_HEADERS, templates
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,7 @@ def _envelope(
 ) -> Response:
     request_id = getattr(request.state, "request_id", None)
     if _wants_html(request):
-        page = _html_page(status, message, request_id)
-        return HTMLResponse(page, status_code=status, headers=headers)
+        return _html_page(request, status, message, request_id, headers)
     body = {
         "error": {
             "code": code,
@@ -110,13 +109,34 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in accept and accept.find("text/html") < max(accept.find("json"), 10**6)
 
 
-def _html_page(status: int, message: str, request_id: str | None) -> str:
-    title = {404: "Not found", 405: "Not allowed", 500: "Something went wrong"}.get(status, "Error")
-    return (
-        "<!doctype html><html lang=en><meta charset=utf-8>"
-        f"<title>{status} {html.escape(title)} · Chitram</title>"
-        "<body style='font-family:system-ui;max-width:40rem;margin:4rem auto;padding:0 1rem'>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
-        f"<p><a href='/'>Chitram home</a></p><p><small>Request id: {html.escape(request_id or '-')}"
-        "</small></p></body></html>"
-    )
+TITLES = {
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    413: "Too large",
+    429: "Slow down",
+    500: "Something went wrong",
+    503: "Temporarily unavailable",
+}
+
+
+def _html_page(
+    request: Request,
+    status: int,
+    message: str,
+    request_id: str | None,
+    headers: dict[str, str] | None,
+) -> Response:
+    """The error as a page of the site (a friendly 404, 500...), for browsers."""
+    context = {
+        "title": TITLES.get(status, "Something is wrong with this request"),
+        "message": message,
+        "request_id": request_id,
+        "user": None,
+        "csrf_token": "",
+        "notice": None,
+    }
+    response = templates.TemplateResponse(request, "error.html", context, status_code=status)
+    response.headers.update({**PAGE_HEADERS, **(headers or {})})
+    return response

@@ -16,6 +16,7 @@ from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.openapi import install_docs
 from app.ratelimit import RateLimitMiddleware
 from app.storage import Storage
+from app.web.router import router as web_router
 
 
 def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI:
@@ -31,6 +32,7 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     app.include_router(auth_router)
     app.include_router(images_router)
     app.include_router(health.router)
+    app.include_router(web_router)
     install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RateLimitMiddleware, settings=settings)  # counts the resolved caller

@@ -18,7 +18,7 @@ from app.logging import request_id_var
 # Bodies other than uploads are small JSON or forms (accounts, keys): anything larger is
 # refused before it is buffered. Uploads stream under MAX_UPLOAD_BYTES instead.
 MAX_BODY_BYTES = 64 * 1024
-STREAMED_PATHS = frozenset({"/api/v1/images/upload", "/api/v1/images/batch"})
+STREAMED_PATHS = frozenset({"/api/v1/images/upload", "/api/v1/images/batch", "/upload"})
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 access_log = logging.getLogger("chitram.access")

@@ -185,10 +185,17 @@ class RateLimiter:
             await self._pool.disconnect()
 
 
+WEB_LIMITS: dict[tuple[str, str], LimitName] = {
+    ("POST", "/upload"): "upload",
+    ("POST", "/login"): "auth",
+    ("POST", "/register"): "auth",
+}
+
+
 def classify(method: str, path: str) -> LimitName | None:
     """Which limit a request counts against, from its method and path alone."""
     if not path.startswith(API):
-        return None
+        return WEB_LIMITS.get((method, path))
     rest = path[len(API) :]
     if method == "POST" and rest in ("images/upload", "images/batch"):
         return "upload"

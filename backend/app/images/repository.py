@@ -77,6 +77,13 @@ async def list_images(
     return [(image, thumbnails.get(image.blob_sha256, [])) for image in images]
 
 
+async def is_owner(session: AsyncSession, image_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    result = await session.execute(
+        select(Image.id).where(Image.id == image_id, Image.owner_id == user_id)
+    )
+    return result.first() is not None
+
+
 async def thumbnails_of_blob(session: AsyncSession, sha256: str) -> list[Thumbnail]:
     result = await session.execute(select(Thumbnail).where(Thumbnail.blob_sha256 == sha256))
     return list(result.scalars())

@@ -353,6 +353,10 @@ class ImageService:
         last = page[-1][0] if len(rows) > limit else None
         return ImageList(items=items, next_cursor=_encode_cursor(last) if last else None)
 
+    async def is_owner(self, image_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        async with self.database.reader() as session:
+            return await repository.is_owner(session, image_id, user_id)
+
     async def served_object(self, image_id: uuid.UUID) -> ServedObject:
         image, _ = await self.get(image_id)
         return ServedObject(

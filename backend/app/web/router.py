@@ -1,0 +1,324 @@
+"""Web pages: thin, like the API routers; the same services do the work."""
+
+from __future__ import annotations
+
+import html
+import uuid
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
+
+from app.auth.schemas import UserCreate, UserLogin, UserRead
+from app.auth.service import SESSION_COOKIE
+from app.deps import request_base_url, resources_of
+from app.errors import AppError
+from app.images.schemas import ImageRead
+from app.images.service import UploadRequest
+from app.lifespan import Resources
+from app.web.pages import (
+    is_https,
+    local_path,
+    principal_of,
+    redirect,
+    render,
+    require_csrf,
+    thumb_box,
+)
+
+router = APIRouter(include_in_schema=False)
+GALLERY_PAGE = 24
+FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "gif": "GIF"}
+MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
+
+
+async def _user(resources: Resources, request: Request) -> UserRead | None:
+    principal = principal_of(request)
+    return await resources.auth.me(principal) if principal.user_id else None
+
+
+async def _page(
+    request: Request, name: str, context: dict[str, Any], status: int = 200
+) -> HTMLResponse:
+    resources = resources_of(request)
+    user = await _user(resources, request)
+    return render(request, resources.settings, name, context, user=user, status=status)
+
+
+# ---- upload -------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, deleted: bool = False) -> HTMLResponse:
+    """The upload page."""
+    settings = resources_of(request).settings
+    signed_in = principal_of(request).user_id is not None
+    return await _page(
+        request,
+        "home.html",
+        {
+            "can_upload": signed_in or settings.allow_anonymous_uploads,
+            "max_bytes": settings.max_upload_bytes,
+            "accept": ",".join(MIME[f] for f in settings.allowed_formats),
+            "formats": ", ".join(FORMAT_NAMES[f] for f in settings.allowed_formats),
+            "notice": "The image was deleted." if deleted else None,
+        },
+    )
+
+
+@router.post("/upload")
+async def upload(request: Request, csrf_token: Annotated[str | None, Query()] = None) -> Response:
+    """One image from the upload page: JSON for its script, a redirect without script."""
+    resources = resources_of(request)
+    await require_csrf(request, resources.settings, csrf_token)
+    length = request.headers.get("content-length")
+    uploaded = await resources.images.upload(
+        UploadRequest(
+            body=request.stream(),
+            content_type=request.headers.get("content-type", ""),
+            content_length=int(length) if length and length.isdigit() else None,
+            caller=principal_of(request),
+            base_url=request_base_url(request),
+            request_id=request.state.request_id,
+        )
+    )
+    page = f"/i/{uploaded.id}"
+    if "application/json" not in request.headers.get("accept", ""):
+        return redirect(request, page)
+    body = {**uploaded.model_dump(mode="json"), "page_url": page}
+    return JSONResponse(body, status_code=201, headers={"Cache-Control": "no-store"})
+
+
+# ---- one image ----------------------------------------------------------------------
+
+
+def _share_fields(image: ImageRead, page_url: str) -> list[dict[str, Any]]:
+    alt = html.escape(image.filename, quote=True)
+    label = image.filename.replace("[", "\\[").replace("]", "\\]")
+    return [
+        {"id": "direct-link", "label": "Direct link", "value": image.url, "multiline": False},
+        {"id": "page-link", "label": "Page link", "value": page_url, "multiline": False},
+        {
+            "id": "embed-markdown",
+            "label": "Markdown",
+            "value": f"![{label}]({image.url})",
+            "multiline": True,
+        },
+        {
+            "id": "embed-html",
+            "label": "HTML",
+            "value": f'<img src="{image.url}" alt="{alt}">',
+            "multiline": True,
+        },
+        {
+            "id": "embed-bbcode",
+            "label": "BBCode",
+            "value": f"[img]{image.url}[/img]",
+            "multiline": True,
+        },
+    ]
+
+
+async def _image(request: Request, image_id: uuid.UUID) -> ImageRead:
+    images = resources_of(request).images
+    cached, _ = await images.get(image_id)
+    return images.read(cached, request_base_url(request))
+
+
+@router.get("/i/{image_id}", response_class=HTMLResponse)
+async def image_page(request: Request, image_id: uuid.UUID) -> HTMLResponse:
+    """The image, its links and embed codes, its details, and delete for its owner."""
+    resources = resources_of(request)
+    image = await _image(request, image_id)
+    base = resources.settings.public_base_url or request_base_url(request)
+    page_url = f"{base}/i/{image.id}"
+    principal = principal_of(request)
+    owned = principal.user_id is not None and await resources.images.is_owner(
+        image_id, principal.user_id
+    )
+    return await _page(
+        request,
+        "image.html",
+        {
+            "image": image,
+            "page_url": page_url,
+            "preview_url": image.thumbnails.large or image.url,
+            "large_box": thumb_box(image.width, image.height, 800),
+            "share_fields": _share_fields(image, page_url),
+            "owned": owned,
+        },
+    )
+
+
+@router.get("/i/{image_id}/preview", response_class=HTMLResponse)
+async def image_preview(request: Request, image_id: uuid.UUID) -> HTMLResponse:
+    """The image page's preview, for HTMX to poll until the thumbnail is ready."""
+    image = await _image(request, image_id)
+    context = {"image": image, "large_box": thumb_box(image.width, image.height, 800)}
+    return await _page(request, "partials/preview_update.html", context)
+
+
+@router.get("/i/{image_id}/tile", response_class=HTMLResponse)
+async def image_tile(request: Request, image_id: uuid.UUID) -> HTMLResponse:
+    """One gallery tile, for HTMX to poll until its thumbnail is ready."""
+    image = await _image(request, image_id)
+    return await _page(request, "partials/tile.html", {"tile": _tile(image)})
+
+
+@router.post("/i/{image_id}/delete")
+async def delete_image(
+    request: Request, image_id: uuid.UUID, csrf_token: Annotated[str | None, Form()] = None
+) -> Response:
+    """Delete an owned image (anonymous ones are deleted by the page's script with the
+    token this browser kept)."""
+    resources = resources_of(request)
+    await require_csrf(request, resources.settings, csrf_token)
+    await resources.images.delete(image_id, principal_of(request), None)
+    return redirect(request, "/gallery?deleted=1")
+
+
+# ---- gallery ------------------------------------------------------------------------
+
+
+def _tile(image: ImageRead) -> dict[str, Any]:
+    return {**image.model_dump(), "box": thumb_box(image.width, image.height, 150)}
+
+
+async def _tiles(request: Request, cursor: str | None) -> dict[str, Any]:
+    images = resources_of(request).images
+    page = await images.list_images(
+        principal_of(request), GALLERY_PAGE, cursor, request_base_url(request)
+    )
+    return {"tiles": [_tile(i) for i in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/gallery", response_class=HTMLResponse)
+async def gallery(
+    request: Request,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    deleted: bool = False,
+) -> Response:
+    """The signed-in user's images, newest first, as thumbnails."""
+    if principal_of(request).user_id is None:
+        return redirect(request, "/login?next=/gallery")
+    context = await _tiles(request, cursor)
+    context["notice"] = "The image was deleted." if deleted else None
+    return await _page(request, "gallery.html", context)
+
+
+@router.get("/gallery/more", response_class=HTMLResponse)
+async def gallery_more(request: Request, cursor: Annotated[str, Query(max_length=200)]) -> Response:
+    """The next tiles and the next "Load more", for HTMX."""
+    return await _page(request, "partials/tiles.html", await _tiles(request, cursor))
+
+
+# ---- sign in and out ----------------------------------------------------------------
+
+
+def _form_context(
+    action: str, next_path: str, email: str = "", error: str | None = None
+) -> dict[str, Any]:
+    heading = "Register" if action == "/register" else "Log in"
+    next_query = f"?next={quote(next_path, safe='/')}" if next_path != "/gallery" else ""
+    return {
+        "heading": heading,
+        "action": action,
+        "next": next_path,
+        "next_query": next_query,
+        "email": email,
+        "error": error,
+    }
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str | None = None) -> Response:
+    if principal_of(request).user_id is not None:
+        return redirect(request, local_path(next, "/gallery"))
+    return await _page(
+        request, "auth_form.html", _form_context("/login", local_path(next, "/gallery"))
+    )
+
+
+@router.get("/register", response_class=HTMLResponse)
+async def register_page(request: Request, next: str | None = None) -> Response:
+    if principal_of(request).user_id is not None:
+        return redirect(request, local_path(next, "/gallery"))
+    context = _form_context("/register", local_path(next, "/gallery"))
+    return await _page(request, "auth_form.html", context)
+
+
+Field = Annotated[str, Form(max_length=2048)]
+
+
+@router.post("/login")
+@router.post("/register")
+async def sign_in(
+    request: Request,
+    email: Field = "",
+    password: Field = "",
+    next: Field = "/gallery",
+    csrf_token: Field = "",
+) -> Response:
+    """Log in, or create an account: either way a session cookie, and back to where the
+    person was going."""
+    action = request.scope["route"].path  # "/login" or "/register"
+    return await _sign_in(request, action, email, password, next, csrf_token)
+
+
+async def _sign_in(
+    request: Request, action: str, email: str, password: str, next_path: str, token: str
+) -> Response:
+    resources = resources_of(request)
+    await require_csrf(request, resources.settings, token)
+    target = local_path(next_path, "/gallery")
+    try:
+        if action == "/register":
+            user = await resources.auth.create_user(UserCreate(email=email, password=password))
+        else:
+            user = await resources.auth.check_password(UserLogin(email=email, password=password))
+    except ValidationError as exc:
+        message = "; ".join(_readable(e) for e in exc.errors())
+        return await _form_error(request, action, target, email, message, 422)
+    except AppError as exc:  # wrong password, taken email, too many tries (Retry-After)
+        page = await _form_error(
+            request, action, target, email, exc.detail_message, exc.status_code
+        )
+        page.headers.update(exc.headers)
+        return page
+    secret, max_age = await resources.auth.start_web_session(user.id)
+    response = redirect(request, target)
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=is_https(request, resources.settings),
+        path="/",
+    )
+    return response
+
+
+def _readable(error: Any) -> str:
+    field = str(error["loc"][0]) if error.get("loc") else "input"
+    return f"{field.capitalize()}: {str(error['msg']).removeprefix('Value error, ')}"
+
+
+async def _form_error(
+    request: Request, action: str, target: str, email: str, message: str, status: int
+) -> HTMLResponse:
+    context = _form_context(action, target, email[:320], message)
+    return await _page(request, "auth_form.html", context, status=status)
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf_token: Field = "") -> Response:
+    """Sign out: the session ends on the server, and the cookie goes."""
+    resources = resources_of(request)
+    await require_csrf(request, resources.settings, csrf_token)
+    await resources.auth.end_web_session(principal_of(request))
+    response = redirect(request, "/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
