@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -92,9 +93,15 @@ def lifespan_for(settings: Settings, storage: Storage | None = None) -> Lifespan
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         resources = await open_resources(settings, storage)
+        # Everything built so far lives as long as the process: moved out of the
+        # collector's sight, full collections stop walking it. They were pausing the
+        # event loop for ~60 ms (p99 of cached reads 65 ms, 10 ms with this).
+        gc.collect()
+        gc.freeze()
         try:
             yield {"resources": resources}
         finally:
+            gc.unfreeze()  # what this app built may be collected again once it is closed
             await close_resources(resources)
 
     return lifespan

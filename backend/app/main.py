@@ -29,8 +29,8 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
         docs_url=None,  # served from vendored files: app.openapi.install_docs
         redoc_url=None,
     )
+    app.include_router(images_router)  # first: routes are tried in order, reads are hot
     app.include_router(auth_router)
-    app.include_router(images_router)
     app.include_router(health.router)
     app.include_router(web_router)
     install_docs(app)
