@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
+    # Client addresses in logs: "truncated" keeps the network (/24, /48), which is enough
+    # to spot abuse without keeping personal data; "full" or "none" on purpose only.
+    log_client_ip: Literal["truncated", "full", "none"] = "truncated"
+    # Traces go to this OTLP/HTTP collector (e.g. http://jaeger:4318); unset: no tracing.
+    otel_exporter_otlp_endpoint: str | None = None
 
     # How many processes serve this database; `chitram serve --workers` sets it. A cache
     # inside one process is only correct while it is the only one.

@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
+from app import tracing
 from app.errors import ServiceUnavailable
+from app.metrics import DATABASE_ERRORS
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -93,6 +95,10 @@ class Database:
         self._sync_writer = _sync_sqlite_writer(url) if url.startswith("sqlite") else None
         self._write_slot = anyio.CapacityLimiter(1)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
+        system = "sqlite" if url.startswith("sqlite") else "postgresql"
+        tracing.instrument_engine(self.engine.sync_engine, system)
+        if self._sync_writer is not None:
+            tracing.instrument_engine(self._sync_writer, system)
 
     async def write(self, work: Callable[[Connection, RunAsync], T]) -> T:
         """Run `work(connection, run_async)` as one transaction: committed when it returns.
@@ -139,8 +145,10 @@ async def _unavailable_on_connection_error() -> AsyncIterator[None]:
     try:
         yield
     except (OperationalError, OSError, ConnectionError) as exc:
+        DATABASE_ERRORS.inc()
         raise ServiceUnavailable("The database is unavailable") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
+            DATABASE_ERRORS.inc()
             raise ServiceUnavailable("The database is unavailable") from exc
         raise

@@ -24,6 +24,7 @@ from app.jobs.thumbnails import ThumbnailJobs
 from app.ratelimit import RateLimiter
 from app.storage import Storage
 from app.storage.factory import build_storage
+from app.storage.instrumented import InstrumentedStorage
 
 
 @dataclass
@@ -48,7 +49,7 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
     """Build the engine and storage (unless one is given); close with `close_resources`."""
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
-    storage = storage or await build_storage(settings)
+    storage = InstrumentedStorage(storage or await build_storage(settings))
     cpu = CpuPool()
     await cpu.start()
     cache = build_metadata_cache(settings)

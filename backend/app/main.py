@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app import __version__, health
+from app import __version__, health, tracing
 from app.auth.middleware import AuthMiddleware
 from app.auth.router import router as auth_router
 from app.config import Settings
@@ -38,7 +38,9 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     app.add_middleware(RateLimitMiddleware, settings=settings)  # counts the resolved caller
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(RequestIdMiddleware)  # outermost: even a 429 carries the request id
+    # Outermost of ours: even a 429 carries the request id, and every answer is counted.
+    app.add_middleware(RequestIdMiddleware, settings=settings)
+    tracing.instrument_app(app)  # outside everything: the request's server span
     return app
 
 
@@ -46,4 +48,5 @@ def create_app_from_env() -> FastAPI:
     """Entry point for uvicorn's `--factory`: settings from the environment."""
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
+    tracing.setup(settings, "chitram-api")
     return create_app(settings)

@@ -21,6 +21,32 @@ from app.jobs.outcomes import Outcome
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created only doubles Prometheus
 
+# Requests by route template (never a raw id: unknown paths are "<unmatched>").
+HTTP_REQUESTS = Counter(
+    "chitram_http_requests", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "chitram_http_request_duration_seconds",
+    "Time from the request's arrival to the end of its response",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+# One per file: "accepted", or the lower-cased error code that refused it.
+UPLOADS = Counter("chitram_uploads", "Uploaded files by result", ["result"])
+UPLOAD_BYTES = Counter("chitram_upload_bytes", "Bytes of accepted uploads, as stored")
+CACHE_REQUESTS = Counter(
+    "chitram_cache_requests", "Metadata reads by cache result (hit, miss, bypass)", ["result"]
+)
+for _result in ("hit", "miss", "bypass"):
+    CACHE_REQUESTS.labels(result=_result)
+STORAGE_ERRORS = Counter(
+    "chitram_storage_errors", "Object storage calls that failed", ["operation"]
+)
+DATABASE_ERRORS = Counter(
+    "chitram_database_errors", "Database calls that failed to reach the database"
+)
+DATABASE_ERRORS.inc(0)
+
 THUMBNAIL_JOBS = Counter("chitram_thumbnail_jobs", "Thumbnail job attempts by outcome", ["result"])
 for _outcome in Outcome:  # every outcome is exported from the start, at zero
     THUMBNAIL_JOBS.labels(result=_outcome.value)
@@ -34,9 +60,16 @@ THUMBNAIL_QUEUE_DEPTH = Gauge(
 )
 
 __all__ = [
+    "CACHE_REQUESTS",
     "CONTENT_TYPE_LATEST",
+    "DATABASE_ERRORS",
+    "HTTP_REQUESTS",
+    "HTTP_SECONDS",
+    "STORAGE_ERRORS",
     "THUMBNAIL_JOBS",
     "THUMBNAIL_JOB_SECONDS",
     "THUMBNAIL_QUEUE_DEPTH",
+    "UPLOADS",
+    "UPLOAD_BYTES",
     "generate_latest",
 ]

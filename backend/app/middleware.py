@@ -1,19 +1,26 @@
-"""Pure ASGI middleware: request ids and the access log (no BaseHTTPMiddleware overhead)."""
+"""Pure ASGI middleware: request ids, the access log and HTTP metrics, and the body cap
+(no BaseHTTPMiddleware overhead)."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
 import time
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import tracing
+from app.config import Settings
 from app.errors import BodyTooLarge
 from app.handlers import render
 from app.logging import request_id_var
+from app.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from app.net import client_address
 
 # Bodies other than uploads are small JSON or forms (accounts, keys): anything larger is
 # refused before it is buffered. Uploads stream under MAX_UPLOAD_BYTES instead.
@@ -22,13 +29,19 @@ STREAMED_PATHS = frozenset({"/api/v1/images/upload", "/api/v1/images/batch", "/u
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 access_log = logging.getLogger("chitram.access")
+# Metric labels come from a fixed set: a client inventing methods must not invent series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "<unmatched>"
 
 
 class RequestIdMiddleware:
-    """Echo a well-formed `X-Request-ID` or generate one; log one access line per request."""
+    """Echo a well-formed `X-Request-ID` or generate one; count and time every request by
+    route template; log one access line per request (with the user when known, and the
+    client address only as `LOG_CLIENT_IP` allows)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,6 +50,8 @@ class RequestIdMiddleware:
         request_id = _incoming_id(scope) or os.urandom(16).hex()
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
+        if tracing.enabled():
+            tracing.annotate_request(request_id)
         started = time.perf_counter()
         status = 500
 
@@ -52,18 +67,44 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "route": getattr(route, "path", None) or "<unmatched>",
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "request_id": request_id,
-                },
-            )
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_SECONDS.labels(method, route).observe(seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request", extra=self._access(scope, method, route, status, seconds)
+                )
             request_id_var.reset(token)
+
+    def _access(
+        self, scope: Scope, method: str, route: str, status: int, seconds: float
+    ) -> dict[str, Any]:
+        principal = scope["state"].get("principal")
+        line: dict[str, Any] = {
+            "method": method,
+            "route": route,  # the template: ids, tokens and query strings stay out of logs
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "request_id": scope["state"]["request_id"],
+            "user_id": str(principal.user_id) if principal and principal.user_id else None,
+        }
+        if self.settings.log_client_ip != "none":
+            address = client_address(scope, self.settings)
+            full = self.settings.log_client_ip == "full"
+            line["client"] = address if full else truncated_address(address)
+        return line
+
+
+def truncated_address(address: str) -> str:
+    """The client's network, not the client: /24 for IPv4, /48 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 def _incoming_id(scope: Scope) -> str | None:

@@ -31,7 +31,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
 VERSION = "v1"
 
-CACHE_REQUESTS = Counter("chitram_cache_requests", "Metadata cache lookups", ["result"])
-CACHE_HITS = CACHE_REQUESTS.labels(result="hit")
 CACHE_DOWN = Gauge("chitram_cache_down", "1 while the Redis metadata cache is bypassed")
 
 # KEYS: value key, invalidation counter. ARGV: counter value read before loading, value,
@@ -144,12 +142,10 @@ class RedisCache:
         self, image_id: uuid.UUID, load: Loader
     ) -> tuple[CachedImage | None, CacheResult]:
         if self._breaker.open or self._undelivered:
-            CACHE_REQUESTS.labels(result="bypass").inc()
             return await load(image_id), "BYPASS"
         if self._subscribed:
             found, near = self.near.get(image_id)
             if found:
-                CACHE_HITS.inc()
                 return near, "HIT"
         # One round trip per id and process at a time: when a near entry expires under
         # load, the readers of that id share a single fetch instead of queueing dozens.
@@ -166,15 +162,12 @@ class RedisCache:
             )
         except (RedisError, OSError, TimeoutError) as exc:
             self._breaker.trip(exc)
-            CACHE_REQUESTS.labels(result="bypass").inc()
             return await load(image_id), "BYPASS"
         self._breaker.succeeded()
         if raw is not None:
-            CACHE_HITS.inc()
             value = decode(raw)
             result: CacheResult = "HIT"
         else:
-            CACHE_REQUESTS.labels(result="miss").inc()
             value = await self._load(image_id, load, (generation or b"").decode())
             result = "MISS"
         if self._subscribed and started >= self._subscribed_since:

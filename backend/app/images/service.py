@@ -8,14 +8,15 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from app import tracing
 from app.auth import repository as accounts
 from app.auth.errors import Unauthorized
 from app.auth.principal import Principal
@@ -51,6 +52,7 @@ from app.images.serving import ObjectCache, ServedObject
 from app.images.thumbnails import CONTENT_TYPE as THUMBNAIL_CONTENT_TYPE
 from app.images.thumbnails import THUMBNAIL_SIZES
 from app.jobs.queue import JobQueue
+from app.metrics import CACHE_REQUESTS, UPLOAD_BYTES, UPLOADS
 from app.models import Image, Thumbnail, ThumbnailStatus
 from app.models.base import utcnow
 from app.models.blob import object_key
@@ -60,6 +62,10 @@ from app.storage import Storage
 
 log = logging.getLogger(__name__)
 
+UPLOADS_ACCEPTED = UPLOADS.labels(result="accepted")
+CACHE_RESULTS = {
+    result: CACHE_REQUESTS.labels(result=result.lower()) for result in ("HIT", "MISS", "BYPASS")
+}
 MAX_IDEMPOTENCY_KEY = 255
 MAX_REMEMBERED_BODIES = 10_000
 # How long a client should wait before asking for a pending thumbnail again.
@@ -106,15 +112,17 @@ class ImageService:
 
     async def upload(self, request: UploadRequest) -> ImageUploaded:
         """Ingest one file part named `file`; the response body of a 201."""
-        await self._authorise(request.caller)
-        with self._admit(request, max_files=1):
-            return await self._upload(request)
+        with _counted_refusal():
+            await self._authorise(request.caller)
+            with self._admit(request, max_files=1):
+                return await self._upload(request)
 
     async def upload_batch(self, request: UploadRequest) -> list[BatchResult]:
         """Ingest every `files` part; each gets the result it would have got alone."""
-        await self._authorise(request.caller)
-        with self._admit(request, max_files=self.settings.max_batch_files):
-            return await self._upload_batch(request)
+        with _counted_refusal():
+            await self._authorise(request.caller)
+            with self._admit(request, max_files=self.settings.max_batch_files):
+                return await self._upload_batch(request)
 
     async def _authorise(self, caller: Principal) -> None:
         """Refuse, before any of the body is read, what could never be stored."""
@@ -187,6 +195,7 @@ class ImageService:
                 raise FileTooLarge(self.settings.max_upload_bytes)
             image = await self._store(received, request, None)
         except AppError as exc:
+            UPLOADS.labels(result=exc.code.lower()).inc()
             error = ErrorBody(
                 code=exc.code,
                 message=exc.detail_message,
@@ -276,7 +285,9 @@ class ImageService:
         log.info("image uploaded", extra={"image_id": str(image.id), "bytes": image.file_size})
         # Only now that the row is committed: a job must never find it missing. A lost
         # dispatch leaves the row pending for the sweeper.
-        await self.queue.dispatch(image.id)
+        await self.queue.dispatch(image.id, tracing.current_carrier())
+        UPLOADS_ACCEPTED.inc()
+        UPLOAD_BYTES.inc(image.file_size)
         return response
 
     def _charge(self, connection: Connection, owner_id: uuid.UUID, size: int) -> None:
@@ -330,6 +341,7 @@ class ImageService:
     async def get(self, image_id: uuid.UUID) -> tuple[CachedImage, CacheResult]:
         """The image's public metadata, through the cache, and whether the cache had it."""
         image, result = await self.cache.get_or_load(image_id, self._load)
+        CACHE_RESULTS[result].inc()
         if image is None:
             raise ImageNotFound()
         return image, result
@@ -478,6 +490,16 @@ class ImageService:
             "thumbnail_url": thumbnails.medium,
             "thumbnails": thumbnails,
         }
+
+
+@contextmanager
+def _counted_refusal() -> Iterator[None]:
+    """Count an upload (or a whole batch) that was refused as a whole, by its code."""
+    try:
+        yield
+    except AppError as exc:
+        UPLOADS.labels(result=exc.code.lower()).inc()
+        raise
 
 
 def _encode_cursor(image: Image) -> str:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
@@ -20,6 +20,7 @@ from app.config import Settings
 from app.jobs.outcomes import Outcome
 from app.jobs.thumbnails import ThumbnailJobs
 from app.probe import Probe, probe
+from app.tracing import Carrier
 
 log = logging.getLogger(__name__)
 JOB_FUNCTION = "make_thumbnails"
@@ -29,8 +30,9 @@ REDIS_TIMEOUT = 2.0
 class JobQueue(Protocol):
     async def start(self) -> None: ...
 
-    async def dispatch(self, image_id: uuid.UUID) -> None:
-        """Ask for the image's thumbnails; never raises (the sweeper is the fallback)."""
+    async def dispatch(self, image_id: uuid.UUID, trace: Carrier | None = None) -> None:
+        """Ask for the image's thumbnails; never raises (the sweeper is the fallback).
+        `trace` is the asking request's span context, linked from the job's span."""
         ...
 
     async def depth(self) -> int | None:
@@ -63,6 +65,7 @@ class LocalQueue:
         self.runners = runners
         self._queue: asyncio.Queue[uuid.UUID] = asyncio.Queue()
         self._known: set[uuid.UUID] = set()  # queued, running or waiting to retry
+        self._links: dict[uuid.UUID, Carrier] = {}  # span contexts of the asking requests
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -70,9 +73,11 @@ class LocalQueue:
         self._tasks = [asyncio.create_task(self._runner()) for _ in range(self.runners)]
         self._tasks.append(asyncio.create_task(self._sweeper()))
 
-    async def dispatch(self, image_id: uuid.UUID) -> None:
+    async def dispatch(self, image_id: uuid.UUID, trace: Carrier | None = None) -> None:
         if image_id not in self._known:
             self._known.add(image_id)
+            if trace:
+                self._links[image_id] = trace
             self._queue.put_nowait(image_id)
 
     async def depth(self) -> int:
@@ -87,7 +92,7 @@ class LocalQueue:
             image_id = await self._queue.get()
             retry_in = None
             try:
-                result = await self.jobs.run(image_id)
+                result = await self.jobs.run(image_id, link=self._links.get(image_id))
                 if result.outcome is Outcome.RETRY:
                     retry_in = result.retry_in
             except Exception:
@@ -95,6 +100,7 @@ class LocalQueue:
                 log.exception("thumbnail job crashed", extra={"image_id": str(image_id)})
             if retry_in is None:
                 self._known.discard(image_id)
+                self._links.pop(image_id, None)
             else:
                 loop = asyncio.get_running_loop()
                 self._timers[image_id] = loop.call_later(retry_in, self._retry, image_id)
@@ -148,8 +154,8 @@ class ArqQueue:
     async def start(self) -> None:
         return None
 
-    async def dispatch(self, image_id: uuid.UUID) -> None:
-        await enqueue(self.redis, self.settings, image_id)
+    async def dispatch(self, image_id: uuid.UUID, trace: Carrier | None = None) -> None:
+        await enqueue(self.redis, self.settings, image_id, trace=trace)
 
     async def depth(self) -> int | None:
         try:
@@ -165,8 +171,14 @@ class ArqQueue:
 
 
 async def enqueue(
-    redis: ArqRedis, settings: Settings, image_id: uuid.UUID, *, defer: float | None = None
+    redis: ArqRedis,
+    settings: Settings,
+    image_id: uuid.UUID,
+    *,
+    defer: float | None = None,
+    trace: Carrier | None = None,
 ) -> None:
+    extra: dict[str, Any] = {"trace": trace} if trace else {}
     try:
         await redis.enqueue_job(
             JOB_FUNCTION,
@@ -174,6 +186,7 @@ async def enqueue(
             _job_id=job_id(settings, image_id),
             _queue_name=settings.queue_name,
             _defer_by=defer,
+            **extra,
         )
     except (RedisError, OSError) as exc:
         log.warning(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from hashlib import sha256 as sha256_of
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
+from app import tracing
 from app.config import Settings
 from app.cpu import CpuPool, PoolUnavailable, WorkerCrashed
 from app.db import Database, RunAsync
@@ -84,9 +85,12 @@ class ThumbnailJobs:
         self.cpu = cpu
         self.changed = changed
 
-    async def run(self, image_id: uuid.UUID) -> Result:
+    async def run(self, image_id: uuid.UUID, link: Mapping[str, str] | None = None) -> Result:
+        """One attempt at the image's thumbnails; `link` is the span context of the
+        request that queued it (traced as a link: the job is a trace of its own)."""
         started = time.perf_counter()
-        result = await self._run(image_id)
+        async with tracing.job_span("thumbnail job", link, **{"chitram.image_id": str(image_id)}):
+            result = await self._run(image_id)
         THUMBNAIL_JOBS.labels(result=result.outcome).inc()
         if result.outcome is not Outcome.SKIPPED:
             THUMBNAIL_JOB_SECONDS.observe(time.perf_counter() - started)

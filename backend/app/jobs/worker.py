@@ -20,6 +20,7 @@ from arq import Retry, Worker, cron, func
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
+from app import tracing
 from app.config import Settings
 from app.cpu import CpuPool
 from app.db import Database
@@ -28,14 +29,18 @@ from app.jobs.queue import JOB_FUNCTION, enqueue, redis_client
 from app.jobs.thumbnails import ThumbnailJobs
 from app.lifespan import build_metadata_cache
 from app.storage.factory import build_storage
+from app.storage.instrumented import InstrumentedStorage
 
 log = logging.getLogger(__name__)
 RESTART_DELAY = 2.0
 
 
-async def make_thumbnails(ctx: dict[str, Any], image_id: str) -> str:
+async def make_thumbnails(
+    ctx: dict[str, Any], image_id: str, trace: dict[str, str] | None = None
+) -> str:
+    """The arq job; `trace` is the queuing request's span context, for a span link."""
     jobs: ThumbnailJobs = ctx["jobs"]
-    result = await jobs.run(uuid.UUID(image_id))
+    result = await jobs.run(uuid.UUID(image_id), link=trace)
     if result.outcome is Outcome.RETRY:
         raise Retry(defer=result.retry_in)
     return result.outcome.value
@@ -99,8 +104,9 @@ async def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int
             start_http_server(metrics_port, addr=metrics_host)
         except OSError as exc:
             log.warning("worker metrics not served", extra={"error": repr(exc)})
+    tracing.setup(settings, "chitram-worker")  # before the engines, so SQL is traced
     database = Database(settings.resolved_database_url)
-    storage = await build_storage(settings)
+    storage = InstrumentedStorage(await build_storage(settings))
     cpu = CpuPool()
     await cpu.start()
     # Rows the worker marks ready must leave the API's metadata cache.
