@@ -1,4 +1,4 @@
-"""The `chitram` command: serve, worker, migrate, reconcile."""
+"""The `chitram` command: serve, worker, migrate, reconcile, backup, restore."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="bring the database schema up to date")
     reconcile = commands.add_parser("reconcile", help="repair drift between rows and objects")
     reconcile.add_argument("--dry-run", action="store_true", help="only report")
+    backup = commands.add_parser("backup", help="write the database and every object to a file")
+    backup.add_argument("path", type=Path, help="the tar file to write")
+    restore = commands.add_parser("restore", help="load a backup into an empty instance")
+    restore.add_argument("path", type=Path, help="a file written by `chitram backup`")
+    restore.add_argument("--force", action="store_true", help="even into a non-empty database")
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
@@ -39,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         migrate(settings)
         return 0
+    if args.command in ("backup", "restore"):
+        if args.command == "restore":
+            migrate(settings)  # an empty instance gets its schema first
+        return asyncio.run(_backup_or_restore(settings, args))
     if args.command == "worker":
         from app.jobs.worker import run_worker
 
@@ -90,6 +99,22 @@ async def _reconcile(settings: Settings, *, dry_run: bool) -> int:
     json.dump({**asdict(report), "clean": report.clean}, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+async def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from app.backup import BackupError, backup, restore
+
+    try:
+        if args.command == "backup":
+            report = await backup(settings, args.path)
+        else:
+            report = await restore(settings, args.path, force=args.force)
+    except BackupError as exc:
+        sys.stderr.write(f"chitram {args.command}: {exc}\n")
+        return 1
+    json.dump(asdict(report), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0 if not report.missing_objects else 3
 
 
 if __name__ == "__main__":
