@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,24 +13,14 @@ from app.lifespan import close_resources, open_resources
 from app.reconcile import reconcile
 from tests.support import images
 from tests.support.app import app_client
-from tests.support.seaweed import SeaweedS3
+from tests.support.seaweed import SeaweedS3, on_seaweed
 
 pytestmark = [pytest.mark.anyio, pytest.mark.s3]
 
 
 @pytest.fixture
 def s3_settings(settings: Settings, seaweed: SeaweedS3) -> Settings:
-    return settings.model_copy(
-        update={
-            "storage_backend": "s3",
-            "s3_endpoint_url": seaweed.endpoint_url,
-            "s3_access_key": seaweed.access_key,
-            "s3_secret_key": seaweed.secret_key,
-            "s3_region": seaweed.region,
-            "s3_bucket": f"api-{uuid.uuid4().hex[:12]}",
-            "small_file_bytes": 4096,
-        }
-    )
+    return on_seaweed(settings, seaweed, small_file_bytes=4096)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from app.config import Settings
 from tests.support import accounts, images
 from tests.support.accounts import PASSWORD, TEST_JWT_SECRET
 from tests.support.app import app_client
-from tests.support.seaweed import SeaweedS3
+from tests.support.seaweed import SeaweedS3, on_seaweed
 from tests.support.server import chitram
 from tests.support.thumbnails import wait_for_thumbnails
 
@@ -130,16 +130,7 @@ async def test_a_backup_restores_into_s3(
     tmp_path: Path, settings: Settings, seaweed: SeaweedS3
 ) -> None:
     archive, stored, key, metadata = await _backup_source(tmp_path, settings)
-    target = settings.model_copy(
-        update={
-            "storage_backend": "s3",
-            "s3_endpoint_url": seaweed.endpoint_url,
-            "s3_access_key": seaweed.access_key,
-            "s3_secret_key": seaweed.secret_key,
-            "s3_region": seaweed.region,
-            "s3_bucket": f"restore-{tmp_path.name[-12:].lower().replace('_', '-')}",
-        }
-    )
+    target = on_seaweed(settings, seaweed)
     restored = chitram("restore", str(archive), env=_env(target))
     assert restored.returncode == 0, restored.stderr
     await _check_restored(target, stored, key, metadata)

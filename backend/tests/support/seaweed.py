@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import urllib3
 from minio import Minio
+
+from app.config import Settings
 
 ACCESS_KEY = "chitram-test"
 SECRET_KEY = "chitram-test-secret"
@@ -219,3 +222,18 @@ def _tail(run_or_log: Path, lines: int = 40) -> str:
 
 def _failure(reason: str, log_path: Path) -> str:
     return f"SeaweedFS did not start: {reason}; last lines of {log_path}:\n{_tail(log_path)}"
+
+
+def on_seaweed(settings: Settings, seaweed: SeaweedS3, **changes: object) -> Settings:
+    """`settings` storing in `seaweed`, in a bucket of their own."""
+    return settings.model_copy(
+        update={
+            "storage_backend": "s3",
+            "s3_endpoint_url": seaweed.endpoint_url,
+            "s3_access_key": seaweed.access_key,
+            "s3_secret_key": seaweed.secret_key,
+            "s3_region": seaweed.region,
+            "s3_bucket": f"t-{uuid.uuid4().hex[:12]}",
+            **changes,
+        }
+    )
