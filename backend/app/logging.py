@@ -45,8 +45,20 @@ class JsonFormatter(logging.Formatter):
 
 
 class ConsoleFormatter(logging.Formatter):
+    """For humans: the line, then its extras as `key=value` (the access line's route,
+    status and duration among them)."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s [%(request_id)s] %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = [
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in _RESERVED and key not in ("request_id", "asctime") and key[0] != "_"
+        ]
+        return f"{line} {' '.join(extras)}" if extras else line
 
 
 def _iso_utc(created: float) -> str:

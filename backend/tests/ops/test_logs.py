@@ -4,10 +4,12 @@ request id, route template and user, and no secrets, tokens or full client addre
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import httpx
 
+from app.logging import ConsoleFormatter
 from tests.support import images
 from tests.support.accounts import PASSWORD, TEST_JWT_SECRET
 from tests.support.server import live_server
@@ -59,3 +61,18 @@ def test_logs_are_json_with_request_ids_and_no_secrets(tmp_path: Path) -> None:
     assert read[-1]["user_id"] is not None
     assert all(owned["id"] not in line["route"] for line in access)  # templates, not ids
     assert all("duration_ms" in line for line in access)
+
+
+def test_console_lines_show_what_the_access_line_knows() -> None:
+    record = logging.LogRecord("chitram.access", logging.INFO, __file__, 1, "request", None, None)
+    record.__dict__.update(
+        {
+            "route": "/api/v1/images/{image_id}",
+            "status": 404,
+            "duration_ms": 1.5,
+            "request_id": "r-9",
+        }
+    )
+    line = ConsoleFormatter().format(record)
+    assert "[r-9] chitram.access: request" in line
+    assert line.endswith("route=/api/v1/images/{image_id} status=404 duration_ms=1.5")
