@@ -256,3 +256,24 @@ def test_drop_or_paste_an_image_to_upload_it(visitor: Browser, script: str, name
     with page.expect_navigation(url=re.compile(r"/i/[0-9a-f-]+$")):
         page.evaluate(script, list(images.png(25, 25)))
     assert page.locator("h1").inner_text() == name
+
+
+def test_a_post_without_the_csrf_token_is_refused_in_the_browser(visitor: Browser) -> None:
+    page = visitor.page
+    page.goto("/register")
+    page.get_by_label("Email").fill("csrf@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Register").click()
+    page.wait_for_url(re.compile(r"/gallery$"))
+    # What a forged form or script would send: the browser's cookies, but no token.
+    statuses = page.evaluate(
+        """async () => {
+            const post = (url, body) => fetch(url, {method: "POST", body, redirect: "manual"});
+            const logout = await post("/logout", new URLSearchParams());
+            const upload = await post("/upload", new FormData());
+            return [logout.status, upload.status];
+        }"""
+    )
+    assert statuses == [403, 403]
+    page.goto("/gallery")
+    assert page.get_by_role("button", name="Log out").is_visible()  # still signed in
