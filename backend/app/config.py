@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -155,7 +154,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @cached_property
+    @property
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file under DATA_DIR."""
         if self.database_url:

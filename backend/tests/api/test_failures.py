@@ -111,3 +111,10 @@ def test_strong_secrets_and_development_start(tmp_path: Path) -> None:
         jwt_algorithm="HS512",
     )
     assert Settings(_env_file=None, data_dir=tmp_path).environment == "development"  # type: ignore[call-arg]
+
+
+def test_a_copy_with_another_database_url_uses_it(tmp_path: Path) -> None:
+    first = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert first.resolved_database_url.startswith("sqlite+aiosqlite:///")
+    other = first.model_copy(update={"database_url": "postgresql+asyncpg://db/x"})
+    assert other.resolved_database_url == "postgresql+asyncpg://db/x"
