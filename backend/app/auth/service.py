@@ -246,8 +246,9 @@ class AuthService:
 
 
 def _is_page(path: str) -> bool:
-    """Web pages take the session cookie; the API never does (so it needs no CSRF guard)."""
-    return not path.startswith("/api/")
+    """Web pages take the session cookie; the API never does (so it needs no CSRF guard),
+    and static files need no session (a page's every asset would cost a lookup)."""
+    return not path.startswith(("/api/", "/static/"))
 
 
 def _cookie(scope: Scope, name: str) -> str | None:
