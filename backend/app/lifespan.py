@@ -60,7 +60,9 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
         settings, database, storage, cache, ObjectCache(settings.object_cache_bytes), cpu, queue
     )
     limiter = RateLimiter(settings)
-    auth = AuthService(settings, database, limiter, Passwords())
+    passwords = Passwords()
+    auth = AuthService(settings, database, limiter, passwords)
+    await passwords.warm()  # in a thread; once per process
     await queue.start()
     await cache.start()  # Redis: follows invalidations, so its near cache may answer reads
     return Resources(settings, database, storage, cpu, queue, images, limiter, auth)
