@@ -115,6 +115,13 @@ class AuthService:
             storage_quota=user.storage_quota if quota is None else quota,
         )
 
+    async def signed_in(self, principal: Principal) -> User | None:
+        """The caller's account row, for a page header (no usage figures to count)."""
+        if principal.user_id is None:
+            return None
+        async with self.database.reader() as session:
+            return await repository.get_user(session, principal.user_id)
+
     async def me(self, principal: Principal) -> UserRead:
         user_id = _required(principal)
         async with self.database.reader() as session:

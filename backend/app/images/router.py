@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from app.auth.dependencies import PrincipalDep, SignedInDep
+from app.auth.principal import Principal
 from app.deps import BaseUrlDep, ImageServiceDep, request_base_url, resources_of
 from app.images import serving
 from app.images.schemas import BatchResponse, ImageList, ImageRead, ImageUploaded, ThumbnailSize
@@ -35,9 +36,10 @@ def _multipart(field: str, many: bool) -> dict[str, Any]:
     }
 
 
-def _upload_request(
-    request: Request, caller: PrincipalDep, base: str, idempotency_key: str | None = None
+def upload_request(
+    request: Request, caller: Principal, base: str, idempotency_key: str | None = None
 ) -> UploadRequest:
+    """What the image service needs of an upload request (the web UI's uploads too)."""
     length = request.headers.get("content-length")
     return UploadRequest(
         body=request.stream(),
@@ -67,7 +69,7 @@ async def upload_image(
 ) -> ImageUploaded:
     """Upload one image (multipart field `file`). Signed-in callers own it and count it
     against their quota; anonymous uploads get a delete token instead."""
-    return await service.upload(_upload_request(request, caller, base, idempotency_key))
+    return await service.upload(upload_request(request, caller, base, idempotency_key))
 
 
 @router.post(
@@ -80,7 +82,7 @@ async def upload_batch(
     request: Request, service: ImageServiceDep, caller: PrincipalDep, base: BaseUrlDep
 ) -> BatchResponse:
     """Upload several images (repeated field `files`); each gets its own result."""
-    return BatchResponse(results=await service.upload_batch(_upload_request(request, caller, base)))
+    return BatchResponse(results=await service.upload_batch(upload_request(request, caller, base)))
 
 
 @router.get("", response_model=ImageList, responses=errors(400, 401, 422, 429))

@@ -8,10 +8,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.auth.principal import Principal
-from app.auth.schemas import UserRead
 from app.auth.service import SESSION_COOKIE
 from app.config import Settings
 from app.errors import Forbidden
+from app.models import User
 from app.web import csrf
 from app.web.templates import PAGE_HEADERS, templates
 
@@ -34,7 +34,7 @@ def render(
     name: str,
     context: dict[str, Any],
     *,
-    user: UserRead | None = None,
+    user: User | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     """A page with the browser's CSRF token (its cookie set when new) and safe headers."""

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
-from app.auth.schemas import UserCreate, UserLogin, UserRead
+from app.auth.schemas import UserCreate, UserLogin
 from app.auth.service import SESSION_COOKIE
 from app.deps import request_base_url, resources_of
 from app.errors import AppError
+from app.images.router import upload_request
 from app.images.schemas import ImageRead
-from app.images.service import UploadRequest
 from app.lifespan import Resources
+from app.models import User
 from app.web.pages import (
     is_https,
     local_path,
@@ -34,9 +35,8 @@ FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "gif": "GIF"}
 MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 
 
-async def _user(resources: Resources, request: Request) -> UserRead | None:
-    principal = principal_of(request)
-    return await resources.auth.me(principal) if principal.user_id else None
+async def _user(resources: Resources, request: Request) -> User | None:
+    return await resources.auth.signed_in(principal_of(request))
 
 
 async def _page(
@@ -73,16 +73,8 @@ async def upload(request: Request, csrf_token: Annotated[str | None, Query()] = 
     """One image from the upload page: JSON for its script, a redirect without script."""
     resources = resources_of(request)
     await require_csrf(request, resources.settings, csrf_token)
-    length = request.headers.get("content-length")
     uploaded = await resources.images.upload(
-        UploadRequest(
-            body=request.stream(),
-            content_type=request.headers.get("content-type", ""),
-            content_length=int(length) if length and length.isdigit() else None,
-            caller=principal_of(request),
-            base_url=request_base_url(request),
-            request_id=request.state.request_id,
-        )
+        upload_request(request, principal_of(request), request_base_url(request))
     )
     page = f"/i/{uploaded.id}"
     if "application/json" not in request.headers.get("accept", ""):
