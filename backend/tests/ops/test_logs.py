@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,24 @@ import httpx
 from app.logging import ConsoleFormatter
 from tests.support import images
 from tests.support.accounts import PASSWORD, TEST_JWT_SECRET
-from tests.support.server import live_server
+from tests.support.server import LiveServer, live_server
+
+
+def _when_logged(server: LiveServer, request_id: str) -> str:
+    """The server's log once it holds `request_id`'s access line (written after the
+    response is sent, so a client can be faster than it)."""
+    deadline = time.monotonic() + 10
+    while True:
+        log = server.log()
+        complete = log.split("\n")[:-1]  # the last one may still be being written
+        lines = [json.loads(line) for line in complete if line.strip()]
+        if any(
+            line["logger"] == "chitram.access" and line["request_id"] == request_id
+            for line in lines
+        ):
+            return log
+        assert time.monotonic() < deadline, log[-2000:]
+        time.sleep(0.05)
 
 
 def test_logs_are_json_with_request_ids_and_no_secrets(tmp_path: Path) -> None:
@@ -39,8 +57,8 @@ def test_logs_are_json_with_request_ids_and_no_secrets(tmp_path: Path) -> None:
             headers={"X-API-Key": key},
         ).json()
         client.delete(anonymous["delete_url"])
-        client.get(f"/api/v1/images/{owned['id']}", headers=auth)
-        log = server.log()
+        client.get(f"/api/v1/images/{owned['id']}", headers={**auth, "X-Request-ID": "last-1"})
+        log = _when_logged(server, "last-1")
     secrets = (PASSWORD, token, key, anonymous["delete_token"], TEST_JWT_SECRET)
     for secret in secrets:
         assert secret not in log
