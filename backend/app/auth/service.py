@@ -105,14 +105,14 @@ class AuthService:
         )
 
     def _user_read(self, user: User, image_count: int) -> UserRead:
-        quota = self.settings.default_quota_bytes if user.storage_quota is None else None
+        quota = user.storage_quota
         return UserRead(
             id=user.id,
             email=user.email,
             created_at=user.created_at,
             image_count=image_count,
             storage_used=user.storage_used,
-            storage_quota=user.storage_quota if quota is None else quota,
+            storage_quota=self.settings.default_quota_bytes if quota is None else quota,
         )
 
     async def signed_in(self, principal: Principal) -> User | None:

@@ -15,6 +15,7 @@ from app.auth.schemas import UserCreate, UserLogin
 from app.auth.service import SESSION_COOKIE
 from app.deps import request_base_url, resources_of
 from app.errors import AppError
+from app.images.imaging import CONTENT_TYPES
 from app.images.router import upload_request
 from app.images.schemas import ImageRead
 from app.lifespan import Resources
@@ -32,7 +33,6 @@ from app.web.pages import (
 router = APIRouter(include_in_schema=False)
 GALLERY_PAGE = 24
 FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "gif": "GIF"}
-MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 
 
 async def _user(resources: Resources, request: Request) -> User | None:
@@ -61,7 +61,7 @@ async def home(request: Request, deleted: bool = False) -> HTMLResponse:
         {
             "can_upload": signed_in or settings.allow_anonymous_uploads,
             "max_bytes": settings.max_upload_bytes,
-            "accept": ",".join(MIME[f] for f in settings.allowed_formats),
+            "accept": ",".join(CONTENT_TYPES[f] for f in settings.allowed_formats),
             "formats": ", ".join(FORMAT_NAMES[f] for f in settings.allowed_formats),
             "notice": "The image was deleted." if deleted else None,
         },
