@@ -135,15 +135,15 @@ def test_register_log_in_page_through_the_gallery_and_log_out(
     tiles = page.locator(".tile")
     assert tiles.count() == 24
     page.get_by_role("link", name="Load more").click()
-    page.wait_for_function("document.querySelectorAll('.tile').length === 30")
+    # Locator waits, not wait_for_function: a string predicate is eval, which the
+    # page's CSP (rightly) refuses.
+    tiles.nth(29).wait_for()
     ids = tiles.evaluate_all("tiles => tiles.map(t => t.dataset.imageId)")
     assert len(set(ids)) == 30  # no duplicates
     assert page.get_by_role("link", name="Load more").count() == 0
     names = tiles.locator(".tile-name").all_inner_texts()
     assert names == [f"g-{i:02}.png" for i in reversed(range(30))]  # newest first
-    page.wait_for_function(
-        "[...document.querySelectorAll('.tile img')].length === 30", timeout=30_000
-    )
+    page.locator(".tile img").nth(29).wait_for(timeout=30_000)  # every placeholder filled
     sources = page.locator(".tile img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
     assert all(src.endswith("/thumbnail?size=small") for src in sources)  # never originals
     assert page.locator(".tile img").first.get_attribute("loading") == "lazy"
