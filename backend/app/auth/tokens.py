@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -12,6 +11,9 @@ import jwt
 
 from app.auth.errors import TokenExpired, Unauthorized
 from app.config import Settings
+
+# What we store of a random secret (API key, session), as of a delete token: its SHA-256.
+from app.images.tokens import digest as digest
 from app.models.base import utcnow
 
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti"]
@@ -72,11 +74,6 @@ def new_session_secret() -> tuple[str, str]:
     """A web session's cookie value and the digest to store."""
     secret = secrets.token_urlsafe(32)
     return secret, digest(secret)
-
-
-def digest(secret: str) -> str:
-    """What we store of a random secret (API key, session): its SHA-256."""
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def looks_like_api_key(key: str) -> bool:
