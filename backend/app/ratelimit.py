@@ -35,7 +35,6 @@ from app.breaker import Breaker
 from app.config import Settings
 from app.errors import RateLimited
 from app.handlers import render
-from app.net import client_address
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
@@ -206,10 +205,10 @@ def classify(method: str, path: str) -> LimitName | None:
     return None
 
 
-def caller_key(scope: Scope, settings: Settings) -> str:
-    """The caller's scope as `app.auth.middleware` resolved it (the address without it)."""
-    principal = scope["state"].get("principal")
-    return principal.scope if principal is not None else "ip:" + client_address(scope, settings)
+def caller_key(scope: Scope) -> str:
+    """The caller's scope, as `app.auth.middleware` (which runs first) resolved it."""
+    scope_name: str = scope["state"]["principal"].scope
+    return scope_name
 
 
 class RateLimitMiddleware:
@@ -228,7 +227,7 @@ class RateLimitMiddleware:
         if name is None or resources is None:
             await self.app(scope, receive, send)
             return
-        quota = await resources.limiter.hit(name, caller_key(scope, self.settings))
+        quota = await resources.limiter.hit(name, caller_key(scope))
         headers = quota.headers()
         if not quota.allowed:
             # The contract's envelope, as every other error; the request-id middleware,
