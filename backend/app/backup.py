@@ -208,10 +208,11 @@ async def restore(settings: Settings, source: Path, *, force: bool = False) -> B
             if populated and not force:
                 raise BackupError(f"the database is not empty ({populated}); use --force")
             report = BackupReport(str(source), revision)
-            content_types = _content_types(archive)
-            settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-            await _restore_objects(archive, storage, content_types, settings.tmp_dir, report)
             rows = {table.name: list(_rows(archive, table)) for table in tables()}
+            content_types = {object_key(b["sha256"]): b["content_type"] for b in rows["blobs"]}
+            settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+            # Objects first, rows after: no row ever points at a missing object.
+            await _restore_objects(archive, storage, content_types, settings.tmp_dir, report)
             await database.write(lambda connection, _: _insert_rows(connection, rows))
             report.rows = {name: len(values) for name, values in rows.items()}
         finally:
@@ -249,11 +250,6 @@ def _rows(archive: tarfile.TarFile, table: Table) -> Iterator[dict[str, Any]]:
     for line in member:
         if line.strip():
             yield decode(json.loads(line))
-
-
-def _content_types(archive: tarfile.TarFile) -> dict[str, str]:
-    blobs = Base.metadata.tables["blobs"]
-    return {object_key(row["sha256"]): row["content_type"] for row in _rows(archive, blobs)}
 
 
 async def _restore_objects(
