@@ -18,8 +18,6 @@ from app.errors import AppError
 from app.images.imaging import CONTENT_TYPES
 from app.images.router import upload_request
 from app.images.schemas import ImageRead
-from app.lifespan import Resources
-from app.models import User
 from app.web.pages import (
     is_https,
     local_path,
@@ -35,15 +33,11 @@ GALLERY_PAGE = 24
 FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "gif": "GIF"}
 
 
-async def _user(resources: Resources, request: Request) -> User | None:
-    return await resources.auth.signed_in(principal_of(request))
-
-
 async def _page(
     request: Request, name: str, context: dict[str, Any], status: int = 200
 ) -> HTMLResponse:
     resources = resources_of(request)
-    user = await _user(resources, request)
+    user = await resources.auth.signed_in(principal_of(request))
     return render(request, resources.settings, name, context, user=user, status=status)
 
 
