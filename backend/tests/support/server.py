@@ -78,7 +78,7 @@ def live_server(
         )
     server = LiveServer(process, log_path, f"http://127.0.0.1:{port}")
     try:
-        _wait_ready(server)
+        _wait_ready(server, f"{server.url}/health", "server")
         yield server
     finally:
         if process.poll() is None:
@@ -89,16 +89,17 @@ def live_server(
                 server.kill()
 
 
-def _wait_ready(server: LiveServer, timeout: float = 30) -> None:
+def _wait_ready(process: _Process, url: str, what: str, timeout: float = 30) -> None:
+    """Poll `url` until it answers 200; fail with the log if the process exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.log()[-3000:]}")
+        if process.process.poll() is not None:
+            raise RuntimeError(f"{what} exited early:\n{process.log()[-3000:]}")
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"server not ready after {timeout}s:\n{server.log()[-3000:]}")
+    raise RuntimeError(f"{what} not ready after {timeout}s:\n{process.log()[-3000:]}")
 
 
 @dataclass
@@ -120,16 +121,7 @@ def live_worker(env: dict[str, str], log_dir: Path) -> Iterator[LiveWorker]:
         )
     worker = LiveWorker(process, log_path, f"http://127.0.0.1:{port}/metrics")
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{worker.log()[-3000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(worker.metrics_url, timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"worker not ready after 30s:\n{worker.log()[-3000:]}")
+        _wait_ready(worker, worker.metrics_url, "worker")
         yield worker
     finally:
         if process.poll() is None:
