@@ -174,6 +174,12 @@ def insert_image(connection: Connection, image: Image) -> None:
     connection.execute(insert(Image).values(**values))
 
 
+def blob_of(connection: Connection, image_id: uuid.UUID) -> str | None:
+    """The image's blob, without locking anything."""
+    result = connection.execute(select(Image.blob_sha256).where(Image.id == image_id))
+    return result.scalar_one_or_none()
+
+
 def lock_image(
     connection: Connection, image_id: uuid.UUID
 ) -> Row[str, str | None, uuid.UUID | None] | None:

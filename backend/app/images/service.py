@@ -407,10 +407,15 @@ class ImageService:
         requester = caller.user_id
 
         def remove(connection: Connection, run_async: RunAsync) -> list[str]:
+            # The blob before the image: thumbnail jobs lock in that order, and the other
+            # order deadlocked under load. An image never changes blobs.
+            sha256 = repository.blob_of(connection, image_id)
+            if sha256 is None or not repository.lock_blob(connection, sha256):
+                raise ImageNotFound()
             row = repository.lock_image(connection, image_id)
             if row is None:
                 raise ImageNotFound()
-            sha256, token_digest, owner_id = row
+            _, token_digest, owner_id = row
             if owner_id is not None and owner_id != requester:
                 raise Forbidden("Only the image's owner may delete it")
             if owner_id is None:
@@ -418,7 +423,6 @@ class ImageService:
                     raise DeleteTokenRequired()
                 if token_digest is None or not tokens.matches(delete_token, token_digest):
                     raise InvalidDeleteToken()
-            repository.lock_blob(connection, sha256)
             deleted = repository.delete_image(connection, image_id, requester)
             if deleted is None:
                 raise Forbidden("Only the image's owner may delete it")
