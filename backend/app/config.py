@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path("./data")
     database_url: str | None = None
+    # PostgreSQL streaming replicas for metadata reads and listings (comma-separated);
+    # needs REDIS_URL, where writers leave the read-your-writes markers (app.replicas).
+    database_read_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    # A replica further behind than this takes no reads until it catches up.
+    replica_max_lag_seconds: float = Field(default=10.0, gt=0)
     redis_url: str | None = None
 
     storage_backend: Literal["local", "s3", "memory"] = "local"
@@ -105,6 +110,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported formats {unknown}; choose from {list(ALL_FORMATS)}")
         return formats
 
+    @field_validator("database_read_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
@@ -144,6 +156,13 @@ class Settings(BaseSettings):
                     f"JWT_SECRET must be at least {minimum} bytes for {self.jwt_algorithm} "
                     "outside development (RFC 7518 section 3.2)"
                 )
+        if self.database_read_urls and not (
+            self.redis_url and self.resolved_database_url.startswith("postgresql")
+        ):
+            raise ValueError(
+                "DATABASE_READ_URLS needs a PostgreSQL DATABASE_URL and REDIS_URL "
+                "(where read-your-writes markers are kept)"
+            )
         if self.max_ingest_bytes < self.max_upload_bytes:
             raise ValueError("MAX_INGEST_BYTES must be at least MAX_UPLOAD_BYTES")
         if self.storage_backend == "s3" and not (

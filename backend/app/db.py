@@ -53,6 +53,13 @@ def _async_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def replica_engine(url: str) -> AsyncEngine:
+    """A read replica: small pool, and a dead one is noticed in seconds, not minutes."""
+    return create_async_engine(
+        url, pool_size=5, max_overflow=5, pool_pre_ping=True, connect_args={"timeout": 2}
+    )
+
+
 T = TypeVar("T")
 P = ParamSpec("P")
 

@@ -22,6 +22,7 @@ from app.images.serving import ObjectCache
 from app.jobs.queue import JobQueue, build_queue
 from app.jobs.thumbnails import ThumbnailJobs
 from app.ratelimit import RateLimiter
+from app.replicas import build_reads, changes_seen_by_reads
 from app.storage import Storage
 from app.storage.factory import build_storage
 from app.storage.instrumented import InstrumentedStorage
@@ -53,11 +54,21 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
     cpu = CpuPool()
     await cpu.start()
     cache = build_metadata_cache(settings)
+    reads = build_reads(settings, database)
     # Without Redis these jobs run here; with it, in `chitram worker` (see app.jobs).
-    jobs = ThumbnailJobs(settings, database, storage, cpu, changed=cache.invalidate)
+    jobs = ThumbnailJobs(
+        settings, database, storage, cpu, changed=changes_seen_by_reads(reads, cache.invalidate)
+    )
     queue = build_queue(settings, jobs, runners=cpu.workers)
     images = ImageService(
-        settings, database, storage, cache, ObjectCache(settings.object_cache_bytes), cpu, queue
+        settings,
+        database,
+        reads,
+        storage,
+        cache,
+        ObjectCache(settings.object_cache_bytes),
+        cpu,
+        queue,
     )
     limiter = RateLimiter(settings)
     passwords = Passwords()
@@ -65,6 +76,7 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
     await passwords.warm()  # in a thread; once per process
     await queue.start()
     await cache.start()  # Redis: follows invalidations, so its near cache may answer reads
+    await reads.start()  # replicas: follows how far each has replayed
     return Resources(settings, database, storage, cpu, queue, images, limiter, auth)
 
 
@@ -83,6 +95,7 @@ def build_metadata_cache(settings: Settings) -> MetadataCache:
 async def close_resources(resources: Resources) -> None:
     await resources.limiter.close()
     await resources.images.cache.close()
+    await resources.images.reads.close()
     await resources.queue.close()
     resources.cpu.close()
     await resources.storage.close()

@@ -57,6 +57,7 @@ from app.models import Image, Thumbnail, ThumbnailStatus
 from app.models.base import utcnow
 from app.models.blob import object_key
 from app.models.thumbnail import thumbnail_key
+from app.replicas import Reads
 from app.schemas import ErrorBody
 from app.storage import Storage
 
@@ -90,6 +91,7 @@ class ImageService:
         self,
         settings: Settings,
         database: Database,
+        reads: Reads,
         storage: Storage,
         cache: MetadataCache,
         object_cache: ObjectCache,
@@ -97,7 +99,8 @@ class ImageService:
         queue: JobQueue,
     ) -> None:
         self.settings = settings
-        self.database = database
+        self.database = database  # writes, and reads that need the newest state
+        self.reads = reads  # metadata and listings: a replica when one is fresh enough
         self.storage = storage
         self.cache = cache
         self.object_cache = object_cache
@@ -282,6 +285,8 @@ class ImageService:
                 raise
 
         await self.database.write(commit)
+        if owner_id is not None:
+            await self.reads.wrote(user_id=owner_id)  # the owner's listing shows it at once
         log.info("image uploaded", extra={"image_id": str(image.id), "bytes": image.file_size})
         # Only now that the row is committed: a job must never find it missing. A lost
         # dispatch leaves the row pending for the sweeper.
@@ -347,8 +352,12 @@ class ImageService:
         return image, result
 
     async def _load(self, image_id: uuid.UUID) -> CachedImage | None:
-        async with self.database.reader() as session:
-            found = await repository.get_image(session, image_id)
+        # A replica that lacks the row may only be behind: the primary confirms a miss.
+        found = await self.reads.read(
+            lambda session: repository.get_image(session, image_id),
+            image_id=image_id,
+            confirm_missing=True,
+        )
         return None if found is None else _cached(*found)
 
     async def list_images(
@@ -358,8 +367,11 @@ class ImageService:
         if caller.user_id is None:
             raise Unauthorized()
         before = _decode_cursor(cursor) if cursor else None
-        async with self.database.reader() as session:
-            rows = await repository.list_images(session, caller.user_id, before, limit + 1)
+        user_id = caller.user_id
+        rows = await self.reads.read(
+            lambda session: repository.list_images(session, user_id, before, limit + 1),
+            user_id=user_id,
+        )
         page = rows[:limit]
         items = [self.read(_cached(image, thumbs), base_url) for image, thumbs in page]
         last = page[-1][0] if len(rows) > limit else None
@@ -437,6 +449,8 @@ class ImageService:
             return keys
 
         removed = await self.database.write(remove)
+        # The marker before the invalidation: see app.replicas.
+        await self.reads.wrote(image_id=image_id, user_id=requester)
         await self.cache.invalidate(image_id)
         for key in removed:
             self.object_cache.discard(key)  # only memory: a deleted image is refused first

@@ -28,6 +28,7 @@ from app.jobs.outcomes import Outcome
 from app.jobs.queue import JOB_FUNCTION, enqueue, redis_client
 from app.jobs.thumbnails import ThumbnailJobs
 from app.lifespan import build_metadata_cache
+from app.replicas import build_reads, changes_seen_by_reads
 from app.storage.factory import build_storage
 from app.storage.instrumented import InstrumentedStorage
 
@@ -111,7 +112,11 @@ async def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int
     await cpu.start()
     # Rows the worker marks ready must leave the API's metadata cache.
     cache = build_metadata_cache(settings)
-    jobs = ThumbnailJobs(settings, database, storage, cpu, changed=cache.invalidate)
+    # ... and the read-your-writes markers of app.replicas (only written here, not polled).
+    reads = build_reads(settings, database)
+    jobs = ThumbnailJobs(
+        settings, database, storage, cpu, changed=changes_seen_by_reads(reads, cache.invalidate)
+    )
     log.info("worker started", extra={"queue": settings.queue_name, "pid": os.getpid()})
     try:
         while True:
@@ -129,6 +134,7 @@ async def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int
     finally:
         cpu.close()
         await cache.close()
+        await reads.close()
         await storage.close()
         await database.dispose()
 
