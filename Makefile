@@ -4,8 +4,13 @@ BACKEND := backend
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# `make cluster`: where its processes keep their data, and the port Caddy listens on.
+CLUSTER_DIR ?= $(or $(TMPDIR),/tmp)/chitram-cluster
+CLUSTER_PORT ?= 8080
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install uv migrate lint typecheck bench vendor clean
+.PHONY: run test install uv migrate lint typecheck bench vendor clean \
+	cluster cluster-down cluster-status cluster-packages cluster-load
 
 run: install ## install, migrate and serve the embedded shape on http://127.0.0.1:8000
 	cd $(BACKEND) && $(UV) run --frozen chitram migrate
@@ -31,6 +36,29 @@ migrate: install
 bench: install ## the speed and memory benchmarks (see backend/bench/README.md)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	cd $(BACKEND) && $(UV) run --frozen python -m bench.run_all
+
+cluster: install cluster-packages ## the scaled-out shape on loopback: Caddy, 2 APIs, 2 workers, PG primary + replica, Redis, SeaweedFS
+	cd $(BACKEND) && $(UV) run --frozen python -m cluster --dir $(CLUSTER_DIR) up --port $(CLUSTER_PORT)
+
+cluster-down: ## stop every process `make cluster` started (by PID) and remove its folder
+	cd $(BACKEND) && $(UV) run --frozen python -m cluster --dir $(CLUSTER_DIR) down
+
+cluster-status:
+	cd $(BACKEND) && $(UV) run --frozen python -m cluster --dir $(CLUSTER_DIR) status
+
+cluster-load: ## the mixed load test and the four fault drills against the running cluster
+	cd $(BACKEND) && $(UV) run --frozen python -m bench.mixed_load --cluster --cluster-dir $(CLUSTER_DIR) \
+	  --drill api --drill worker --drill redis --drill replica $(LOAD_ARGS)
+
+cluster-packages: ## Debian's caddy, redis-server and PostgreSQL server binaries, when missing
+	@missing=(); \
+	command -v caddy >/dev/null 2>&1 || missing+=(caddy); \
+	command -v redis-server >/dev/null 2>&1 || missing+=(redis-server); \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing+=(postgresql); \
+	if (( $${#missing[@]} )); then \
+	  echo "installing $${missing[*]} (Debian packages)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq "$${missing[@]}"; \
+	fi
 
 vendor: ## fetch the pinned front-end files in backend/app/static/vendor again (needs npm)
 	@set -e; tmp=$$(mktemp -d); cd $$tmp; \

@@ -2,41 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
-import urllib3
-from minio import Minio
-
 from app.config import Settings
+from cluster.seaweed import (
+    PORT_FLAGS,
+    free_ports,
+    remove_grpc_sockets,
+    s3_round_trip,
+    weed_binary,
+    weed_command,
+    write_config,
+)
 
 ACCESS_KEY = "chitram-test"
 SECRET_KEY = "chitram-test-secret"
-READY_BUCKET = "weed-ready"
-_PORT_FLAGS = (  # every listener, so none falls back to a fixed default port
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-)
-# One volume per bucket instead of seven keeps start-up and per-bucket cost small.
-_MASTER_TOML = "[master.volume_growth]\ncopy_1 = 1\n"
 # On SIGTERM the filer waits 15 s for its gRPC streams to drain; the data is throwaway.
 _STOP_GRACE_SECONDS = 2.0
 
@@ -54,15 +42,6 @@ class SeaweedStartError(RuntimeError):
     """The server exited or never answered S3 requests."""
 
 
-def weed_binary() -> Path | None:
-    """The `weed` executable next to this interpreter, else on PATH."""
-    beside = Path(sys.executable).parent / "weed"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which("weed")
-    return Path(found) if found else None
-
-
 @contextmanager
 def seaweedfs_s3(timeout: float = 60.0, attempts: int = 3) -> Iterator[SeaweedS3]:
     """Start master, volume, filer and S3 on loopback; yield the S3 endpoint; stop it all."""
@@ -71,7 +50,7 @@ def seaweedfs_s3(timeout: float = 60.0, attempts: int = 3) -> Iterator[SeaweedS3
         raise FileNotFoundError("the SeaweedFS `weed` binary is not installed")
     with tempfile.TemporaryDirectory(prefix="chitram-weed-") as tmp:
         workdir = Path(tmp)
-        _write_config(workdir)
+        write_config(workdir, ACCESS_KEY, SECRET_KEY)
         deadline = time.monotonic() + timeout
         for attempt in range(1, attempts + 1):
             run = workdir / f"run-{attempt}"
@@ -91,28 +70,10 @@ def seaweedfs_s3(timeout: float = 60.0, attempts: int = 3) -> Iterator[SeaweedS3
 def _running(
     binary: Path, workdir: Path, run: Path
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
-    _remove_grpc_sockets(ports)
+    ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
+    remove_grpc_sockets(ports)
     (run / "data").mkdir(parents=True)
-    command = [
-        str(binary),
-        "server",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-dir={run / 'data'}",
-        *(f"-{flag}={port}" for flag, port in ports.items()),
-        "-filer",
-        f"-filer.localSocket={run / 'filer.sock'}",
-        "-s3",
-        f"-s3.localSocket={run / 's3.sock'}",
-        f"-s3.config={workdir / 's3.json'}",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-master.telemetry=false",
-        "-master.volumeSizeLimitMB=64",
-        "-volume.max=32",
-        "-volume.preStopSeconds=0",
-    ]
+    command = weed_command(binary, workdir, run, ports)
     with open(run / "weed.log", "wb") as log:
         log.write(" ".join(command).encode() + b"\n\n")
         log.flush()
@@ -129,7 +90,7 @@ def _running(
         yield process, ports["s3.port"]
     finally:
         _stop(process)
-        _remove_grpc_sockets(ports)
+        remove_grpc_sockets(ports)
 
 
 def _wait_ready(
@@ -137,41 +98,18 @@ def _wait_ready(
 ) -> SeaweedS3:
     """Poll with real S3 calls until a write round-trips; the volume server joins late."""
     server = SeaweedS3(endpoint_url=f"http://127.0.0.1:{s3_port}", log_path=log_path)
-    http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=1, read=5), retries=urllib3.Retry(total=0)
-    )
-    client = Minio(
-        f"127.0.0.1:{s3_port}",
-        access_key=ACCESS_KEY,
-        secret_key=SECRET_KEY,
-        secure=False,
-        region=server.region,
-        http_client=http,
-    )
     last_error: Exception | None = None
-    try:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise SeaweedStartError(
-                    _failure(f"weed exited with {process.returncode}", log_path)
-                )
-            try:
-                _round_trip(client)
-            except Exception as exc:  # any failure means "not yet"
-                last_error = exc
-                time.sleep(0.2)
-            else:
-                return server
-    finally:
-        http.clear()
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SeaweedStartError(_failure(f"weed exited with {process.returncode}", log_path))
+        try:
+            s3_round_trip(server.endpoint_url, ACCESS_KEY, SECRET_KEY, server.region)
+        except Exception as exc:  # any failure means "not yet"
+            last_error = exc
+            time.sleep(0.2)
+        else:
+            return server
     raise SeaweedStartError(_failure(f"S3 not ready in time ({last_error!r})", log_path))
-
-
-def _round_trip(client: Minio) -> None:
-    if not client.bucket_exists(READY_BUCKET):
-        client.make_bucket(READY_BUCKET)
-    client.put_object(READY_BUCKET, "probe", BytesIO(b"ok"), 2)
-    client.remove_object(READY_BUCKET, "probe")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -182,33 +120,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
     process.wait()
-
-
-def _remove_grpc_sockets(ports: dict[str, int]) -> None:
-    """weed also serves gRPC on `/tmp/seaweedfs-<component>-grpc-<port>.sock`, a path no flag
-    moves, and leaves the files behind; a stale one for a port we now own is ours to remove."""
-    for component in ("master", "volume", "filer", "s3"):
-        port = ports[f"{component}.port.grpc"]
-        Path(f"/tmp/seaweedfs-{component}-grpc-{port}.sock").unlink(missing_ok=True)
-
-
-def _write_config(workdir: Path) -> None:
-    identity = {
-        "name": "chitram-test",
-        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }
-    (workdir / "s3.json").write_text(json.dumps({"identities": [identity]}))
-    (workdir / "master.toml").write_text(_MASTER_TOML)
-
-
-def _free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so none repeats)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def _tail(run_or_log: Path, lines: int = 40) -> str:

@@ -1,0 +1,1 @@
+"""`make cluster`: Chitram's scaled-out shape as plain processes on loopback (see README)."""
