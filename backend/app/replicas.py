@@ -154,6 +154,7 @@ class ReadRouter:
         max_lag: float,
     ) -> None:
         self.database = database
+        self.primary = PrimaryReads(database)
         self.max_lag = max_lag
         self.replicas = []
         for index, url in enumerate(replica_urls):
@@ -231,8 +232,7 @@ class ReadRouter:
                 if result is not None or not confirm_missing:
                     return result
         DATABASE_READS.labels(target="primary").inc()
-        async with self.database.reader() as session:
-            return await query(session)
+        return await self.primary.read(query)
 
     def _replica_failed(self, replica: Replica, exc: BaseException) -> None:
         if replica.replayed >= 0:

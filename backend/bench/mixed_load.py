@@ -319,12 +319,13 @@ class Load:
 
         await asyncio.sleep(duration / 3)
         for name in components:
+            event(f"SIGKILL {name}")
             await asyncio.to_thread(cluster.kill, name)
-            event(f"killed {name}")
         await asyncio.sleep(duration / 3)
         for name in components:
+            event(f"start {name}")
             await asyncio.to_thread(cluster.start, name)
-            event(f"started {name} (ready)")
+            event(f"{name} ready")
 
 
 def _unique_png() -> bytes:

@@ -64,7 +64,7 @@ def test_load_with_an_api_replica_killed_loses_nothing(cluster: Cluster) -> None
         run(args, cluster.url, cluster.api_urls(), cluster.env, cluster, reconcile)
     )
     phase = result["phases"][0]
-    assert [what for _, what in phase["events"]] == ["killed api-1", "started api-1 (ready)"]
+    assert [what for _, what in phase["events"]] == ["SIGKILL api-1", "start api-1", "api-1 ready"]
     assert phase["ops"]["upload"]["statuses"].get("201", 0) > 0
     assert phase["ops"]["delete"]["statuses"].get("204", 0) > 0
     assert phase["read_your_writes_violations"] == []
