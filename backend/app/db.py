@@ -42,22 +42,18 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _async_engine(url: str) -> AsyncEngine:
+def _async_engine(url: str, connect_timeout: float | None) -> AsyncEngine:
     """PostgreSQL: reads and writes. SQLite: reads only (writes go through the sync writer)."""
     if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        connect_args = {} if connect_timeout is None else {"timeout": connect_timeout}
+        return create_async_engine(
+            url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args
+        )
     # SQLite readers run each statement in autocommit: one statement is consistent by
     # itself, and every BEGIN/ROLLBACK would be another thread hop through aiosqlite.
     engine = create_async_engine(url, pool_size=8, max_overflow=0)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
-
-
-def replica_engine(url: str) -> AsyncEngine:
-    """A read replica: small pool, and a dead one is noticed in seconds, not minutes."""
-    return create_async_engine(
-        url, pool_size=5, max_overflow=5, pool_pre_ping=True, connect_args={"timeout": 2}
-    )
 
 
 T = TypeVar("T")
@@ -95,9 +91,9 @@ def _sync_sqlite_writer(url: str) -> Engine:
 class Database:
     """Owns the engines; hands out read sessions and runs one-transaction writes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connect_timeout: float | None = None) -> None:
         self.url = url
-        self.engine = _async_engine(url)
+        self.engine = _async_engine(url, connect_timeout)
         # SQLite writes run as one sync unit of work in one thread hop (see `write`).
         self._sync_writer = _sync_sqlite_writer(url) if url.startswith("sqlite") else None
         self._write_slot = anyio.CapacityLimiter(1)

@@ -36,11 +36,11 @@ from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import Database, replica_engine
+from app.db import Database
 from app.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -111,11 +111,14 @@ class PrimaryReads:
         return None
 
 
+# A dead replica is noticed in seconds, not after asyncpg's default minute.
+REPLICA_CONNECT_TIMEOUT = 2.0
+
+
 @dataclass(eq=False)
 class Replica:
     name: str
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    database: Database  # its reads fail as ServiceUnavailable when it is unreachable
     replayed: int = -1  # -1: unknown or down
     answered_at: float = 0.0
 
@@ -158,9 +161,8 @@ class ReadRouter:
         self.max_lag = max_lag
         self.replicas = []
         for index, url in enumerate(replica_urls):
-            engine = replica_engine(url)
-            sessions = async_sessionmaker(engine, expire_on_commit=False)
-            self.replicas.append(Replica(f"replica-{index}", engine, sessions))
+            replica = Database(url, connect_timeout=REPLICA_CONNECT_TIMEOUT)
+            self.replicas.append(Replica(f"replica-{index}", replica))
         self.redis = Redis.from_url(
             redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
         )
@@ -219,13 +221,9 @@ class ReadRouter:
         replica = await self._choose(self._marker_keys(image_id, user_id))
         if replica is not None:
             try:
-                async with replica.sessions() as session:
+                async with replica.database.reader() as session:
                     result = await query(session)
-            except (OperationalError, OSError, ConnectionError) as exc:
-                self._replica_failed(replica, exc)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    raise
+            except ServiceUnavailable as exc:
                 self._replica_failed(replica, exc)
             else:
                 DATABASE_READS.labels(target="replica").inc()
@@ -289,9 +287,10 @@ class ReadRouter:
 
     async def _poll_replica(self, replica: Replica) -> None:
         try:
-            async with replica.engine.connect() as conn:
-                value = (await conn.execute(text("SELECT pg_last_wal_replay_lsn()::text"))).scalar()
-        except (OperationalError, DBAPIError, OSError, ConnectionError, TimeoutError) as exc:
+            async with replica.database.reader() as session:
+                replay = await session.execute(text("SELECT pg_last_wal_replay_lsn()::text"))
+                value = replay.scalar()
+        except (ServiceUnavailable, DBAPIError) as exc:
             if replica.replayed >= 0:
                 log.warning(
                     "read replica unreachable", extra={"replica": replica.name, "error": repr(exc)}
@@ -313,7 +312,7 @@ class ReadRouter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         for replica in self.replicas:
-            await replica.engine.dispose()
+            await replica.database.dispose()
         await self.redis.aclose()
 
 
