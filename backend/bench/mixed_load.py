@@ -34,7 +34,6 @@ import io
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 import uuid
@@ -51,7 +50,7 @@ from PIL import Image as PILImage
 from app.config import Settings
 from app.models.blob import object_key
 from app.storage.factory import build_storage
-from cluster.control import Cluster
+from cluster.control import Cluster, run_chitram
 
 WEIGHTS = {"view": 3, "download": 3, "upload": 1, "list": 1, "thumbnail": 1, "delete": 0.25}
 DRILLS = {  # drill name: the components it kills
@@ -340,7 +339,7 @@ def _unique_png() -> bytes:
 
 
 async def verify(
-    ledger: Ledger, url: str, api_urls: list[str], env: dict[str, str], reconcile: Any
+    ledger: Ledger, url: str, api_urls: list[str], env: dict[str, str]
 ) -> dict[str, Any]:
     """Check the ledger against the contract's invariants; each list names the offenders."""
     live = [u for i, u in ledger.uploads.items() if i not in ledger.deleted]
@@ -364,7 +363,7 @@ async def verify(
                         deleted_still_served.append(f"{image_id}{suffix} via {base}")
     deleted = [ledger.uploads[i] for i in ledger.deleted]
     objects_left, rows_left = await _deleted_in_stores(env, deleted)
-    report = reconcile()
+    report = await asyncio.to_thread(_reconcile, env)
     return {
         "uploads_accepted": len(ledger.uploads),
         "deletes_accepted": len(ledger.deleted),
@@ -433,8 +432,14 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 # ---- the command ---------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, url: str, api_urls: list[str], env: dict[str, str],
-              cluster: Cluster | None, reconcile: Any) -> dict[str, Any]:  # fmt: skip
+async def run(
+    args: argparse.Namespace,
+    url: str,
+    api_urls: list[str],
+    env: dict[str, str],
+    cluster: Cluster | None,
+) -> dict[str, Any]:
+    """The phases (one per drill, or one steady), then the invariants; loopback only."""
     host = urlsplit(url).hostname
     if host not in LOOPBACK:
         raise SystemExit(f"refusing to load {url}: loopback targets only")
@@ -465,7 +470,7 @@ async def run(args: argparse.Namespace, url: str, api_urls: list[str], env: dict
             print(_summary(phases[-1]), file=sys.stderr)
     finally:
         await load.close()
-    invariants = await verify(ledger, url, api_urls, env, reconcile)
+    invariants = await verify(ledger, url, api_urls, env)
     return {"target": url, "concurrency": args.concurrency, "phases": phases,
             "invariants": invariants, "ok": _ok(phases, invariants)}  # fmt: skip
 
@@ -495,19 +500,13 @@ def _summary(phase: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _cli_reconcile(env: dict[str, str]) -> Any:
-    def reconcile() -> dict[str, Any]:
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "chitram"), "reconcile", "--dry-run"],
-            env={"PATH": os.environ.get("PATH", ""), **env},
-            capture_output=True, text=True, check=False, timeout=300,
-        )  # fmt: skip
-        if result.returncode != 0:
-            return {"clean": False, "error": result.stderr[-2000:]}
-        parsed: dict[str, Any] = json.loads(result.stdout)
-        return parsed
-
-    return reconcile
+def _reconcile(env: dict[str, str]) -> dict[str, Any]:
+    """`chitram reconcile --dry-run` against the target, as an operator would run it."""
+    result = run_chitram(env, "reconcile", "--dry-run", timeout=300)
+    if result.returncode != 0:
+        return {"clean": False, "error": result.stderr[-2000:]}
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    return parsed
 
 
 @contextlib.contextmanager
@@ -545,16 +544,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cluster:
         cluster = Cluster.load(args.cluster_dir)
 
-        def reconcile() -> Any:
-            return json.loads(cluster.run_cli("reconcile", "--dry-run").stdout)
-
         urls = cluster.api_urls()
-        result = asyncio.run(run(args, cluster.url, urls, cluster.env, cluster, reconcile))
+        result = asyncio.run(run(args, cluster.url, urls, cluster.env, cluster))
     else:
         if args.drill:
             parser.error("drills need --cluster")
         with _embedded() as (url, env):
-            result = asyncio.run(run(args, url, [url], env, None, _cli_reconcile(env)))
+            result = asyncio.run(run(args, url, [url], env, None))
     text = json.dumps(result, indent=2, default=str)
     if args.json:
         args.json.write_text(text)

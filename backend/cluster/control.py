@@ -101,10 +101,11 @@ class Cluster:
         raise ClusterError(f"no component {name!r}; the cluster has {names}")
 
     def api_urls(self) -> list[str]:
-        return [str(c.ready["http"]).removesuffix("/health") for c in self._named("api-")]
-
-    def _named(self, prefix: str) -> list[Component]:
-        return [c for c in self.components if c.name.startswith(prefix)]
+        return [
+            str(c.ready["http"]).removesuffix("/health")
+            for c in self.components
+            if c.name.startswith("api-")
+        ]
 
     # ---- processes ----------------------------------------------------------------------
 
@@ -148,9 +149,8 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(component.pid, component.stop_signal)
             if not _wait_gone(component.pid, STOP_GRACE_SECONDS):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(component.pid, signal.SIGKILL)
-                _wait_gone(component.pid, 5.0)
+                self.kill(name)
+                return
         component.pid = None
         self.save()
 
@@ -169,15 +169,22 @@ class Cluster:
 
     def run_cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """`chitram <args>` against this cluster, as an operator would run it."""
-        return subprocess.run(
-            [_chitram(), *args],
-            cwd=BACKEND_DIR,
-            env={**_base_env(), **self.env},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_chitram(self.env, *args, timeout=timeout)
+
+
+def run_chitram(
+    env: dict[str, str], *args: str, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """`chitram <args>` with `env` and nothing of the caller's Chitram settings."""
+    return subprocess.run(
+        [_chitram(), *args],
+        cwd=BACKEND_DIR,
+        env={**_base_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 # ---- building a cluster -------------------------------------------------------------------
@@ -479,11 +486,7 @@ def _probe(ready: dict[str, str | int]) -> None:
             if not sock.recv(16).startswith(b"+PONG"):
                 raise ClusterError("no PONG")
     else:
-        s3_round_trip(str(ready["s3"]), S3_ACCESS_KEY, _s3_secret(ready), S3_REGION)
-
-
-def _s3_secret(ready: dict[str, str | int]) -> str:
-    return str(ready.get("secret", ""))
+        s3_round_trip(str(ready["s3"]), S3_ACCESS_KEY, str(ready["secret"]), S3_REGION)
 
 
 def _failure(component: Component, reason: str) -> str:

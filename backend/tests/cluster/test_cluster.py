@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import shutil
 import tempfile
@@ -54,15 +53,7 @@ def _metric(url: str, name: str) -> float:
 def test_load_with_an_api_replica_killed_loses_nothing(cluster: Cluster) -> None:
     args = argparse.Namespace(duration=12.0, max_requests=5_000, concurrency=8, drill=["api"])
 
-    def reconcile() -> dict[str, object]:
-        result = cluster.run_cli("reconcile", "--dry-run")
-        assert result.returncode == 0, result.stderr
-        parsed: dict[str, object] = json.loads(result.stdout)
-        return parsed
-
-    result = asyncio.run(
-        run(args, cluster.url, cluster.api_urls(), cluster.env, cluster, reconcile)
-    )
+    result = asyncio.run(run(args, cluster.url, cluster.api_urls(), cluster.env, cluster))
     phase = result["phases"][0]
     assert [what for _, what in phase["events"]] == ["SIGKILL api-1", "start api-1", "api-1 ready"]
     assert phase["ops"]["upload"]["statuses"].get("201", 0) > 0
