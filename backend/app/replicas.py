@@ -30,7 +30,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
@@ -61,29 +61,9 @@ def parse_lsn(value: str) -> int:
     return (int(high, 16) << 32) | int(low, 16)
 
 
-class Reads(Protocol):
-    """Where reads run, and what a writer tells it so that later reads see the write."""
-
-    async def read(
-        self,
-        query: Query[T],
-        *,
-        image_id: uuid.UUID | None = None,
-        user_id: uuid.UUID | None = None,
-        confirm_missing: bool = False,
-    ) -> T: ...
-
-    async def wrote(
-        self, *, image_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
-    ) -> None: ...
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-class PrimaryReads:
-    """No replicas: every read runs on the one database."""
+class Reads:
+    """Where reads run, and what a writer tells them so that later reads see the write.
+    This base runs every read on the primary (no replicas: nothing to tell)."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -144,7 +124,7 @@ class _PrimarySamples:
         return self.samples[0][1] if self.samples else None
 
 
-class ReadRouter:
+class ReadRouter(Reads):
     """Routes reads between the primary and replicas; see the module docstring."""
 
     def __init__(
@@ -156,8 +136,7 @@ class ReadRouter:
         *,
         max_lag: float,
     ) -> None:
-        self.database = database
-        self.primary = PrimaryReads(database)
+        super().__init__(database)
         self.max_lag = max_lag
         self.replicas = []
         for index, url in enumerate(replica_urls):
@@ -230,7 +209,7 @@ class ReadRouter:
                 if result is not None or not confirm_missing:
                     return result
         DATABASE_READS.labels(target="primary").inc()
-        return await self.primary.read(query)
+        return await super().read(query)
 
     def _replica_failed(self, replica: Replica, exc: BaseException) -> None:
         if replica.replayed >= 0:
@@ -332,7 +311,7 @@ def changes_seen_by_reads(
 def build_reads(settings: Settings, database: Database) -> Reads:
     """A router over `DATABASE_READ_URLS`, or the primary alone."""
     if not settings.database_read_urls:
-        return PrimaryReads(database)
+        return Reads(database)
     assert settings.redis_url is not None  # Settings refuses replicas without Redis
     return ReadRouter(
         database,
