@@ -5,8 +5,16 @@ geometry that our own container walkers read from the headers, checked against t
 limits before Pillow allocates anything; then a real but reduced decode by Pillow of
 the first frame (JPEG at 1/8 scale). Later frames of an animation are not decoded, as
 Pillow would compose every earlier frame to reach them, but the walk has checked that
-all their data is present. Nothing here touches global state (Pillow's limits, warning
-filters), so it is safe in worker threads.
+all their data is present, and an APNG's later frames are inflated to check they are
+whole (see `apng`). The budgets apply to what is decoded (ADR 0017): the canvas of the
+first frame (a GIF's logical screen, a WebP's VP8X canvas), JPEG scans, and every APNG
+frame; a long GIF or WebP animation costs only its frame count. An animated WebP's
+first frame is decoded alone, as libwebp would allocate its whole canvas twice. Nothing here touches
+global state (Pillow's limits, warning filters), so it is safe in worker threads.
+
+PNG chunks are checked as browsers check them: a bad CRC, or a critical chunk the PNG
+spec does not define, refuses the file. An MPO (a JPEG followed by further pictures)
+is its first picture: `frames` is 1, and stripping drops the rest (ADR 0017).
 
 Polyglots are accepted as the image format their magic bytes name, never as anything
 else: the content type always comes from `sniff_format`, and `strip_metadata` drops any
@@ -27,14 +35,16 @@ from io import BytesIO
 from PIL import Image
 
 from app.errors import AppError
+from app.images import apng
 from app.images import metadata as container
 from app.images.errors import ImageTooLarge, InvalidFileFormat
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 SNIFF_BYTES = 16  # enough bytes of the head for `sniff_format`
-# An animation may spread this many times `max_pixels` over all its frames: a 1080p
-# GIF may have ~96 frames and a 480x270 one the whole `max_frames` by default.
-ANIMATION_PIXEL_FACTOR = 4
+# Validation may decode this many times `max_pixels` in all: the first frame plus every
+# frame of an APNG (inflated to check it is whole). GIF and WebP frames after the first
+# are walked, not decoded, so only `max_frames` bounds them.
+DECODED_PIXEL_FACTOR = 4
 # libjpeg passes over every coefficient once per progressive scan, even when decoding at
 # 1/8 scale: about 0.6 ns per pixel and scan. Encoders write up to 10 scans, so a full
 # `max_pixels` progressive JPEG fits, while a hostile one repeating scans does not.
@@ -64,6 +74,8 @@ class _Geometry:
     height: int
     frames: int
     scans: int = 1  # JPEG decoding passes
+    decoded: int | None = None  # pixels validation decodes, when more than the canvas
+    animation: apng.Animation | None = None  # an APNG's frames, to check before accepting
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +94,7 @@ class _Limits:
             max(width, height) > self.max_side
             or pixels > self.max_pixels
             or frames > self.max_frames
-            or pixels * frames > ANIMATION_PIXEL_FACTOR * self.max_pixels
+            or (geometry.decoded or pixels) > DECODED_PIXEL_FACTOR * self.max_pixels
             or pixels * geometry.scans > JPEG_SCAN_PIXEL_FACTOR * self.max_pixels
         ):
             image = {"width": width, "height": height, "frames": frames}
@@ -119,6 +131,8 @@ def probe(
     limits = _Limits(max_pixels, max_side, max_frames)
     geometry = _GEOMETRY_READERS[fmt](data)
     limits.check(geometry)
+    if geometry.animation is not None:
+        apng.check_frames(data, geometry.animation)
     width, height = _decode_first_frame(data, fmt, geometry.frames, limits)
     orientation = container.exif_orientation(data, fmt) or 1
     if orientation in _SWAPPING_ORIENTATIONS:
@@ -128,13 +142,18 @@ def probe(
 
 def _decode_first_frame(data: bytes, fmt: str, frames: int, limits: _Limits) -> tuple[int, int]:
     """Pillow's size for `data`, once it has decoded the first frame."""
+    alone = container.webp_first_frame(data) if fmt == "webp" else None
     try:
         with Image.open(BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as image:
             size = image.size
             limits.check(_Geometry(*size, frames))  # should Pillow read the header otherwise
             if fmt == "jpeg":
                 image.draft(None, (1, 1))  # smallest DCT scale, yet every scan is still read
-            image.load()
+            if alone is None:
+                image.load()
+        if alone is not None:  # an animated WebP: its first frame, never its whole canvas
+            with Image.open(BytesIO(alone[0]), formats=["WEBP"]) as frame:
+                frame.load()
     except (AppError, MemoryError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -168,18 +187,15 @@ def _jpeg_geometry(data: bytes) -> _Geometry:
 
 def _png_geometry(data: bytes) -> _Geometry:
     chunks = container.png_chunks(data)
+    container.check_png_chunks(data, chunks)
     header = chunks[0].payload(data)
     width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
-    controls = [c for c in chunks if c.type == b"acTL"]
-    if not controls:
+    animation = apng.read_animation(data, chunks)
+    if animation is None:
         return _Geometry(width, height, 1)
-    first_idat = next((c.start for c in chunks if c.type == b"IDAT"), 0)
-    control = controls[0].payload(data)
-    frames = int.from_bytes(control[0:4], "big")
-    # Pillow only warns about these and falls back to a still image: refuse them outright.
-    if len(controls) > 1 or controls[0].start > first_idat or len(control) != 8 or not frames:
-        raise InvalidFileFormat("The APNG animation control chunk is invalid")
-    return _Geometry(width, height, frames)
+    return _Geometry(
+        width, height, animation.frames, decoded=animation.decoded_pixels, animation=animation
+    )
 
 
 def _gif_geometry(data: bytes) -> _Geometry:

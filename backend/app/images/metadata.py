@@ -246,6 +246,20 @@ def png_chunks(data: bytes) -> list[Chunk]:
     return chunks
 
 
+_PNG_CRITICAL = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND"})
+
+
+def check_png_chunks(data: bytes, chunks: list[Chunk]) -> None:
+    """Refuse what a browser refuses: a chunk whose CRC is wrong (libpng stops on those),
+    and a critical chunk it does not know (the PNG spec forbids showing the image)."""
+    for chunk in chunks:
+        if chunk.type[:1].isupper() and chunk.type not in _PNG_CRITICAL:
+            raise _malformed("PNG", f"unknown critical chunk {chunk.type.decode()}")
+        (crc,) = struct.unpack_from(">I", data, chunk.end - 4)
+        if zlib.crc32(data[chunk.start + 4 : chunk.end - 4]) != crc:
+            raise _malformed("PNG", f"bad CRC in chunk {chunk.type.decode()}")
+
+
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     crc = zlib.crc32(kind + payload)
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
@@ -316,7 +330,10 @@ def _gif_block_end(data: bytes, pos: int, chains: _SubBlocks) -> int:
 
 
 def gif_blocks(data: bytes) -> list[Block]:
-    """Split a GIF into blocks up to the trailer (or the end, when it is missing)."""
+    """Split a GIF into blocks up to the trailer (or the end, when it is missing).
+
+    A byte that starts no block ends the stream, as in browsers (Firefox, Chromium): a
+    second GIF appended without the first one's trailer is not part of the image."""
     if len(data) < 13 or not data.startswith((b"GIF87a", b"GIF89a")):
         raise _malformed("GIF", "bad header")
     pos = 13 + _palette_size(data[10])
@@ -324,10 +341,40 @@ def gif_blocks(data: bytes) -> list[Block]:
         raise _malformed("GIF", "truncated palette")
     blocks, chains = [Block(GIF_HEADER, 0, pos)], _SubBlocks(data)
     while pos < len(data) and blocks[-1].kind != GIF_TRAILER:
+        if data[pos] not in (GIF_EXTENSION, GIF_IMAGE, GIF_TRAILER):
+            break
         end = pos + 1 if data[pos] == GIF_TRAILER else _gif_block_end(data, pos, chains)
         blocks.append(Block(data[pos], pos, end))
         pos = end
     return blocks
+
+
+def gif_first_stream(data: bytes) -> bytes:
+    """The GIF up to its trailer, ending with one: what browsers show of `data`."""
+    end = gif_blocks(data)[-1]
+    if end.kind == GIF_TRAILER:
+        return data[: end.end]
+    return data if end.end == len(data) else data[: end.end] + bytes((GIF_TRAILER,))
+
+
+def gif_first_frame(data: bytes) -> tuple[bytes, tuple[int, int, int, int]]:
+    """A GIF of the first frame alone (its screen the frame's size), and where the frame
+    sits on the original screen: (left, top, width, height)."""
+    blocks = gif_blocks(data)
+    image = next((b for b in blocks if b.kind == GIF_IMAGE), None)
+    if image is None:
+        raise _malformed("GIF", "no image")
+    left, top, width, height = struct.unpack_from("<HHHH", data, image.start + 1)
+    header = bytearray(data[: blocks[0].end])
+    struct.pack_into("<HH", header, 6, width, height)
+    before = blocks[blocks.index(image) - 1]
+    control = b""
+    if before.kind == GIF_EXTENSION and data[before.start + 1] == 0xF9:
+        control = data[before.start : before.end]  # its transparency and disposal
+    descriptor = bytearray(data[image.start : image.end])
+    struct.pack_into("<HH", descriptor, 1, 0, 0)
+    frame = bytes(header) + control + bytes(descriptor) + bytes((GIF_TRAILER,))
+    return frame, (left, top, width, height)
 
 
 def _gif_keeps(data: bytes, block: Block) -> bool:
@@ -344,8 +391,11 @@ def _gif_keeps(data: bytes, block: Block) -> bool:
 
 
 def _strip_gif(data: bytes) -> list[bytes | memoryview]:
-    view = memoryview(data)
-    return [view[b.start : b.end] for b in gif_blocks(data) if _gif_keeps(data, b)]
+    view, blocks = memoryview(data), gif_blocks(data)
+    parts = list[bytes | memoryview](view[b.start : b.end] for b in blocks if _gif_keeps(data, b))
+    if blocks[-1].kind != GIF_TRAILER and blocks[-1].end < len(data):
+        parts.append(bytes((GIF_TRAILER,)))  # the stream ended at bytes that start no block
+    return parts
 
 
 # --------------------------------------------------------------------------- WebP
@@ -389,6 +439,44 @@ def webp_chunks(data: bytes) -> list[RiffChunk]:
     if not chunks:
         raise _malformed("WebP", "no chunks")
     return chunks
+
+
+def webp_first_frame(data: bytes) -> tuple[bytes, tuple[int, int, int, int]] | None:
+    """A still WebP of an animation's first frame alone, and where the frame sits on the
+    canvas: (left, top, width, height). None when the WebP is not an animation.
+
+    Decoding an animation allocates its whole canvas (libwebp keeps two, Pillow a third),
+    however small its frames: a 400-byte file may declare a 7000x7000 canvas."""
+    anmf = next((c for c in webp_chunks(data) if c.fourcc == b"ANMF"), None)
+    if anmf is None:
+        return None
+    payload = anmf.payload(data)
+    if len(payload) < 16:
+        raise _malformed("WebP", "truncated animation frame")
+    left, top = (
+        2 * int.from_bytes(payload[0:3], "little"),
+        2 * int.from_bytes(payload[3:6], "little"),
+    )
+    width = 1 + int.from_bytes(payload[6:9], "little")
+    height = 1 + int.from_bytes(payload[9:12], "little")
+    alpha, image, pos = b"", b"", 16
+    while pos + 8 <= len(payload) and not image:
+        fourcc, size = struct.unpack_from("<4sI", payload, pos)
+        end = pos + 8 + size + (size & 1)
+        if end > len(payload) + (size & 1):
+            raise _malformed("WebP", "animation frame chunk overruns its frame")
+        if fourcc == b"ALPH":
+            alpha = payload[pos:end]
+        elif fourcc in (b"VP8 ", b"VP8L"):
+            image = payload[pos:end]
+        pos = end
+    if not image:
+        raise _malformed("WebP", "animation frame without image data")
+    body = b"WEBP" + image
+    if alpha:
+        size = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+        body = b"WEBP" + _riff_chunk(b"VP8X", bytes((0x10, 0, 0, 0)) + size) + alpha + image
+    return b"RIFF" + struct.pack("<I", len(body)) + body, (left, top, width, height)
 
 
 def _riff_chunk(fourcc: bytes, payload: bytes) -> bytes:

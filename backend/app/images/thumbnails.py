@@ -12,8 +12,15 @@ The pipeline, cheapest path first:
 5. derive medium from large and small from medium, and encode each as WebP with no
    EXIF, XMP or ICC chunk at all.
 
-Animated GIF and WebP keep their animation when it is small enough to be worth it (see
-`ANIMATION_MAX_FRAMES` and `ANIMATION_PIXEL_BUDGET`); otherwise the first frame is used.
+Animated GIF, PNG and WebP keep their animation when it is small enough to be worth it
+(see `ANIMATION_MAX_FRAMES`, `ANIMATION_PIXEL_BUDGET` and `ANIMATION_DECODE_BUDGET`);
+otherwise the first frame is used. The frames are those a browser shows (ADR 0017): an
+APNG's default image only when it is part of the animation (or when the animation is
+unusable: then it is a still image), a GIF's first stream only, an MPO's first picture
+only. Transparency is applied whatever its form (alpha, a `tRNS` colour key, a palette
+index). The first frame of a GIF or an animated WebP, when smaller than its canvas, is
+decoded alone and placed on a thumbnail-sized canvas, so a tiny frame on a huge canvas
+never costs the huge canvas.
 Nothing here touches global state except Pillow's bomb guard, set by the caller's limit.
 """
 
@@ -24,8 +31,11 @@ from io import BytesIO
 from pathlib import Path
 from typing import cast
 
-from PIL import Image, ImageCms, ImageSequence
+from PIL import Image, ImageCms, ImageMath
 
+from app.images import apng
+from app.images import metadata as container
+from app.images.errors import InvalidFileFormat
 from app.images.processing import align_bomb_guard
 
 THUMBNAIL_SIZES: dict[str, int] = {"large": 800, "medium": 300, "small": 150}
@@ -42,8 +52,14 @@ RESAMPLE = Image.Resampling.BILINEAR
 ANIMATION_MAX_FRAMES = 120
 # Frames x pixels of the large animated thumbnail; beyond it the first frame is used.
 ANIMATION_PIXEL_BUDGET = 24_000_000
+# Pillow composes every frame onto a full-size canvas: frames x canvas pixels decoded,
+# and canvases of 4 bytes a pixel. Beyond either, the first frame is used.
+ANIMATION_DECODE_BUDGET = 150_000_000  # ~70 frames of 1080p
+ANIMATION_MAX_CANVAS = 4096 * 2160
 
 _PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
+_VP8X_ALPHA = 0x10
+_MAX_LOOPS = 65_535  # WebP's loop count is 16 bits (an APNG's is 32): beyond, forever
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -88,48 +104,112 @@ def make_thumbnails(
         align_bomb_guard(max_pixels)
     formats = [_PIL_FORMATS[name] for name in allowed_formats if name in _PIL_FORMATS]
     try:
-        opened = BytesIO(source) if isinstance(source, bytes) else source
-        with Image.open(opened, formats=formats) as image:
-            return _make(image)
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        if data.startswith((b"GIF87a", b"GIF89a")):
+            data = container.gif_first_stream(data)
+        with Image.open(BytesIO(data), formats=formats) as image:
+            shown = _shown_frames(image, data)
+            try:
+                return _make(image, shown, data)
+            except (OSError, ValueError, SyntaxError):
+                if len(shown) == 1:
+                    raise
+        # A later frame is damaged (validation decodes only a GIF's or WebP's first
+        # frame): browsers show the frames that decode, we show the first one.
+        with Image.open(BytesIO(data), formats=formats) as image:
+            return _make(image, range(shown.start, shown.start + 1), data)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ThumbnailError(f"cannot make thumbnails: {exc}") from exc
+    except InvalidFileFormat as exc:  # our walkers refuse what they cannot read
+        raise ThumbnailError(f"cannot make thumbnails: {exc.message}") from exc
 
 
-def _make(image: Image.Image) -> list[Thumbnail]:
+def _shown_frames(image: Image.Image, data: bytes) -> range:
+    """The indexes, in Pillow's numbering, of the frames a browser shows."""
+    if image.format == "PNG":
+        animation = apng.read_animation(data, container.png_chunks(data))
+        if animation is None:
+            return range(1)  # a still image, or an unusable acTL: the default image
+        first = 1 if animation.hidden_default else 0
+        return range(first, first + animation.frames)
+    if image.format in ("GIF", "WEBP"):
+        return range(int(getattr(image, "n_frames", 1)))
+    return range(1)  # JPEG; an MPO's further pictures are not shown
+
+
+def _make(image: Image.Image, shown: range, data: bytes) -> list[Thumbnail]:
     orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     icc = image.info.get("icc_profile")
     large_box = THUMBNAIL_SIZES["large"]
     target = fit(*image.size, large_box)
-    if getattr(image, "n_frames", 1) > 1 and _animate(image, target):
-        frames, durations = _animated_large(image, target, icc, orientation)
-        return _encode_all(frames, durations, loop=int(image.info.get("loop", 0)))
+    if len(shown) > 1 and _animate(image, len(shown), target):
+        frames, durations = _animated_large(image, shown, target, icc, orientation)
+        loop = int(image.info.get("loop", 0))
+        return _encode_all(frames, durations, loop=loop if 0 <= loop <= _MAX_LOOPS else 0)
+    if shown.start:
+        image.seek(shown.start)
     if image.format == "JPEG":
         image.draft("RGB", target)  # the smallest DCT scale that still covers `target`
-    large = _finish(_resize(normal_mode(image), target), icc, orientation)
-    return _encode_all([large], None, loop=0)
+    if image.format in ("GIF", "WEBP"):
+        large = _first_frame_alone(image, data, target)
+    else:
+        large = _resize(normal_mode(image), target)
+    return _encode_all([_finish(large, icc, orientation)], None, loop=0)
 
 
-def _animate(image: Image.Image, target: tuple[int, int]) -> bool:
-    frames = int(getattr(image, "n_frames", 1))
-    return frames <= ANIMATION_MAX_FRAMES and frames * target[0] * target[1] <= (
-        ANIMATION_PIXEL_BUDGET
+def _animate(image: Image.Image, frames: int, target: tuple[int, int]) -> bool:
+    canvas = image.size[0] * image.size[1]
+    return (
+        frames <= ANIMATION_MAX_FRAMES
+        and frames * target[0] * target[1] <= ANIMATION_PIXEL_BUDGET
+        and canvas <= ANIMATION_MAX_CANVAS
+        and frames * canvas <= ANIMATION_DECODE_BUDGET
     )
 
 
 def _animated_large(
-    image: Image.Image, target: tuple[int, int], icc: bytes | None, orientation: int
+    image: Image.Image,
+    shown: range,
+    target: tuple[int, int],
+    icc: bytes | None,
+    orientation: int,
 ) -> tuple[list[Image.Image], list[int]]:
     frames, durations = [], []
-    for frame in ImageSequence.Iterator(image):
-        # Pillow composes each GIF/WebP frame onto the canvas, so every frame is whole.
-        durations.append(int(frame.info.get("duration", 100)) or 100)
-        frames.append(_finish(_resize(normal_mode(frame), target), icc, orientation))
+    for index in shown:
+        image.seek(index)
+        # Pillow composes each frame onto the canvas, so every frame is whole.
+        durations.append(int(image.info.get("duration", 100)) or 100)
+        frames.append(_finish(_resize(normal_mode(image), target), icc, orientation))
     return frames, durations
+
+
+def _first_frame_alone(image: Image.Image, data: bytes, target: tuple[int, int]) -> Image.Image:
+    """The first frame of a GIF or animated WebP at `target` size, decoding only the
+    frame's own pixels: the canvas around it is transparent, as in browsers."""
+    if image.format == "GIF":
+        found: tuple[bytes, tuple[int, int, int, int]] | None = container.gif_first_frame(data)
+    else:
+        found = container.webp_first_frame(data)
+    canvas_width, canvas_height = image.size
+    if found is None or found[1] == (0, 0, canvas_width, canvas_height):
+        return _resize(normal_mode(image), target)
+    frame, (left, top, width, height) = found
+    with Image.open(BytesIO(frame), formats=[str(image.format)]) as alone:
+        pixels = normal_mode(alone).convert("RGBA")
+    scale_x, scale_y = target[0] / canvas_width, target[1] / canvas_height
+    box = (round(left * scale_x), round(top * scale_y))
+    size = (max(1, round(width * scale_x)), max(1, round(height * scale_y)))
+    canvas = Image.new("RGBA", target, (0, 0, 0, 0))
+    canvas.paste(_resize(pixels, size), box)
+    return canvas
 
 
 def normal_mode(image: Image.Image) -> Image.Image:
     """RGB, RGBA, L or CMYK: the modes that resize well and convert to WebP correctly."""
     mode = image.mode
+    key = image.info.get("transparency") if mode in ("1", "L", "RGB", "I", "I;16") else None
+    if key is not None:
+        return _keyed(image, key)
     if mode in ("RGB", "RGBA", "L", "CMYK"):
         return image
     if mode == "1":
@@ -148,6 +228,26 @@ def normal_mode(image: Image.Image) -> Image.Image:
             return _scale_to_8bit(image, 0, 65535)  # 16-bit samples (PNG, TIFF-like)
         return _scale_to_8bit(image, low, high)
     return image.convert("RGBA" if image.has_transparency_data else "RGB")
+
+
+def _keyed(image: Image.Image, key: object) -> Image.Image:
+    """An image with a colour key (PNG `tRNS` for grey or RGB) as RGBA, the key transparent."""
+    if image.mode in ("I", "I;16"):
+        if not isinstance(key, int):
+            return normal_mode(_without_key(image.copy()))  # a malformed key: ignore it
+        wide = image.convert("I")
+        mask = ImageMath.lambda_eval(lambda args: (args["im"] != key) * 255, im=wide)
+        assert isinstance(mask, Image.Image)
+        grey = normal_mode(_without_key(wide))
+        result = grey.convert("RGBA")
+        result.putalpha(mask.convert("L"))
+        return result
+    return image.convert("RGBA")  # Pillow applies an 8-bit grey or RGB key when converting
+
+
+def _without_key(image: Image.Image) -> Image.Image:
+    image.info.pop("transparency", None)
+    return image
 
 
 def _scale_to_8bit(image: Image.Image, low: float, high: float) -> Image.Image:
@@ -211,6 +311,9 @@ def _webp(frames: list[Image.Image], durations: list[int] | None, loop: int) -> 
     options: dict[str, object] = {"quality": WEBP_QUALITY, "method": WEBP_METHOD}
     if durations is not None and len(frames) > 1:
         options |= {
+            # A transparent canvas, not the source's background (Pillow would make a GIF's
+            # background index an opaque colour), as browsers show animations.
+            "background": (0, 0, 0, 0),
             "save_all": True,
             "append_images": frames[1:],
             "duration": durations,
@@ -218,4 +321,17 @@ def _webp(frames: list[Image.Image], durations: list[int] | None, loop: int) -> 
         }
     # No exif=, xmp= or icc_profile=: Pillow writes none of them unless asked.
     frames[0].save(out, "WEBP", **options)
-    return out.getvalue()
+    data = out.getvalue()
+    if len(frames) > 1 and data[12:16] == b"VP8X" and any(_see_through(f) for f in frames):
+        # libwebp's animation encoder crops each frame to what is not transparent and may
+        # then write no alpha at all, nor the VP8X alpha flag: decoders (Pillow, browsers)
+        # would show the transparent canvas black. The flag says the canvas has alpha.
+        data = data[:20] + bytes((data[20] | _VP8X_ALPHA,)) + data[21:]
+    return data
+
+
+def _see_through(frame: Image.Image) -> bool:
+    if frame.mode != "RGBA":
+        return False
+    low, _ = cast(tuple[int, int], frame.getchannel("A").getextrema())
+    return low < 255
