@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from app.config import Settings
+from app.config import Settings, SettingsError, load_settings
 from app.logging import configure_logging
 
 BACKEND_DIR = Path(__file__).resolve().parent.parent
@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     restore.add_argument("path", type=Path, help="a file written by `chitram backup`")
     restore.add_argument("--force", action="store_true", help="even into a non-empty database")
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:  # its message quotes no values: they may be secrets
+        sys.stderr.write(f"chitram {args.command}: {exc}\n")
+        return 2
     configure_logging(settings.log_format, settings.log_level)
     if args.command == "serve":
         return _serve(args.host, args.port, args.workers, settings)

@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The development default: public, refused outside development, and long enough (32+
@@ -19,6 +19,11 @@ ALL_FORMATS = ("jpeg", "png", "webp", "gif")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+class SettingsError(ValueError):
+    """Settings that cannot be used. The message names each bad setting and what is
+    wrong with it, and never quotes a value: values may be secrets."""
+
+
 class Settings(BaseSettings):
     """Configuration from the environment and `.env`, as contract section 7 lists it."""
 
@@ -26,29 +31,36 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path("./data")
-    database_url: str | None = None
+    # Fields that may carry a secret (a URL's password) are left out of repr(settings).
+    database_url: str | None = Field(default=None, repr=False)
     # PostgreSQL streaming replicas for metadata reads and listings (comma-separated);
     # needs REDIS_URL, where writers leave the read-your-writes markers (app.replicas).
-    database_read_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    database_read_urls: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
     # A replica further behind than this takes no reads until it catches up.
     replica_max_lag_seconds: float = Field(default=10.0, gt=0)
-    redis_url: str | None = None
+    redis_url: str | None = Field(default=None, repr=False)
 
     storage_backend: Literal["local", "s3", "memory"] = "local"
     s3_endpoint_url: str | None = None
     s3_access_key: str | None = None
-    s3_secret_key: str | None = None
+    s3_secret_key: SecretStr | None = None
     s3_bucket: str = "chitram"
     s3_region: str = "us-east-1"
 
     max_upload_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=50_000_000, gt=0)
     max_image_side: int = Field(default=30_000, gt=0)
-    max_frames: int = Field(default=1_000, gt=0)
+    max_frames: int = Field(default=10_000, gt=0)
     max_batch_files: int = Field(default=20, gt=0)
     # Back-pressure per API process: uploads at once, and bytes they may bring in.
     max_concurrent_uploads: int = Field(default=64, gt=0)
     max_ingest_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # Of those uploads, how many one client address may hold at once (ADR 0016).
+    max_uploads_per_client: int = Field(default=8, gt=0)
+    # A body must average this rate from its start once the grace period is over, or it
+    # is answered 408 (0: no floor). Bounds how long a trickling body holds its slot.
+    upload_min_bytes_per_second: int = Field(default=8 * 1024, ge=0)
+    upload_grace_seconds: float = Field(default=10.0, ge=0)
     allowed_formats: Annotated[tuple[str, ...], NoDecode] = ALL_FORMATS
     strip_metadata: bool = True
     allow_anonymous_uploads: bool = True
@@ -59,7 +71,7 @@ class Settings(BaseSettings):
     rate_limit_read: str = "1200/minute"
     rate_limit_auth: str = "20/minute"
 
-    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_secret: str = Field(default=DEFAULT_JWT_SECRET, repr=False)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_expire_minutes: float = Field(default=60, gt=0)
     # Failed logins per account in a 15-minute window before the account answers 429.
@@ -183,3 +195,24 @@ class Settings(BaseSettings):
     @property
     def tmp_dir(self) -> Path:
         return self.data_dir / "tmp"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a SettingsError fit for a console or a log.
+
+    pydantic's own message quotes the input (for a whole-model check, every setting,
+    JWT_SECRET and URLs with passwords included), so it never leaves this function."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe_settings_errors(exc)) from None
+
+
+def describe_settings_errors(exc: ValidationError) -> str:
+    """One line per problem, by environment variable name, without the values."""
+    lines = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        head, *rest = error["loc"] or ("",)
+        name = str(head).upper() + "".join(f"[{part}]" for part in rest)
+        lines.append(f"  {name}: {error['msg']}" if name else f"  {error['msg']}")
+    return "invalid settings:\n" + "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from app.config import Settings
 from app.cpu import CpuPool
 from app.db import Database
 from app.images.cache import InProcessCache, MetadataCache, NoCache
+from app.images.ingest import clear_stale_spool
 from app.images.redis_cache import RedisCache
 from app.images.service import ImageService
 from app.images.serving import ObjectCache
@@ -49,6 +51,11 @@ class State(TypedDict):
 async def open_resources(settings: Settings, storage: Storage | None = None) -> Resources:
     """Build the engine and storage (unless one is given); close with `close_resources`."""
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    # Spool files of uploads a killed process left behind; in a thread, so a large
+    # folder never delays start-up.
+    threading.Thread(
+        target=clear_stale_spool, args=(settings.tmp_dir,), name="spool-cleanup", daemon=True
+    ).start()
     database = Database(settings.resolved_database_url)
     storage = InstrumentedStorage(storage or await build_storage(settings))
     cpu = CpuPool()

@@ -8,11 +8,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import anyio
 from sqlalchemy import Connection
 
 from app.auth import repository as auth_repository
 from app.db import RunAsync
 from app.images import repository
+from app.images.ingest import clear_stale_spool
 from app.lifespan import Resources
 from app.models.base import utcnow
 from app.models.blob import object_key
@@ -36,6 +38,8 @@ class ReconcileReport:
     thumbnail_rows_without_object: list[str] = field(default_factory=list)
     thumbnails_requeued: list[str] = field(default_factory=list)
     idempotency_purged: int = 0
+    # Spool files (`upload-*` under DATA_DIR/tmp) over an hour old: left by killed uploads.
+    stale_spool_files: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -81,6 +85,9 @@ async def reconcile(resources: Resources, *, dry_run: bool) -> ReconcileReport:
     await _reconcile_thumbnails(resources, report, grace_start)
     for image_id in (*report.images_removed, *report.thumbnails_requeued):
         await resources.images.cache.invalidate(uuid.UUID(image_id))  # a shared cache
+    report.stale_spool_files = await anyio.to_thread.run_sync(
+        functools.partial(clear_stale_spool, resources.settings.tmp_dir, dry_run=dry_run)
+    )
     if not dry_run:
         cutoff = utcnow() - timedelta(seconds=resources.settings.idempotency_ttl_seconds)
         report.idempotency_purged = await resources.database.write(
@@ -90,13 +97,13 @@ async def reconcile(resources: Resources, *, dry_run: bool) -> ReconcileReport:
 
 
 async def _remove_object_if_unclaimed(resources: Resources, sha256: str, key: str) -> None:
-    def remove(connection: Connection, run_async: RunAsync) -> bool:
-        if key == object_key(sha256) and repository.lock_blob(connection, sha256):
-            return False  # an upload claimed it since we looked
-        run_async(resources.storage.delete, key)
-        return True
-
-    if await resources.database.write(remove):
+    if key == object_key(sha256):
+        # An upload may claim these bytes again while we remove them: see ImageService.
+        removed = await resources.images.remove_unclaimed_objects(sha256, [key])
+    else:  # not a name we would write: nothing can claim it
+        await resources.storage.delete(key)
+        removed = True
+    if removed:
         log.warning("removed object without a row", extra={"key": key})
 
 

@@ -67,3 +67,9 @@ class ThumbnailFailed(AppError):
     status_code = 404
     code = "THUMBNAIL_FAILED"
     message = "The thumbnail could not be made; the original is still served"
+
+
+class IdempotencyKeyReused(AppError):
+    status_code = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
+    message = "This Idempotency-Key was already used for a different request"

@@ -109,13 +109,14 @@ async def thumbnail_rows(session: AsyncSession) -> list[tuple[str, str]]:
 
 async def get_idempotent_response(
     session: AsyncSession, key_hash: str, not_before: datetime
-) -> str | None:
+) -> Row[str, str | None] | None:
+    """The live record's response body and the fingerprint of the request it answered."""
     result = await session.execute(
-        select(IdempotencyRecord.response_json).where(
+        select(IdempotencyRecord.response_json, IdempotencyRecord.request_fingerprint).where(
             IdempotencyRecord.key_hash == key_hash, IdempotencyRecord.created_at >= not_before
         )
     )
-    return result.scalar_one_or_none()
+    return result.first()
 
 
 async def all_blob_keys(session: AsyncSession) -> set[str]:
@@ -139,16 +140,19 @@ def claim_blob(connection: Connection, sha256: str, size: int, content_type: str
     delete can never remove an object that a concurrent upload is about to reference.
     """
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    inserted = connection.execute(
-        dialect.insert(Blob)
-        .values(sha256=sha256, size=size, content_type=content_type, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[Blob.sha256])
-        .returning(Blob.sha256)
-    )
-    if inserted.first() is not None:
-        return True
-    lock_blob(connection, sha256)
-    return False
+    while True:
+        inserted = connection.execute(
+            dialect.insert(Blob)
+            .values(sha256=sha256, size=size, content_type=content_type, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=[Blob.sha256])
+            .returning(Blob.sha256)
+        )
+        if inserted.first() is not None:
+            return True
+        if lock_blob(connection, sha256):
+            return False
+        # PostgreSQL: the row we conflicted with was deleted (its delete committed while
+        # we waited for its lock). Each try takes a new snapshot: insert again.
 
 
 def lock_blob(connection: Connection, sha256: str) -> bool:
@@ -224,9 +228,10 @@ def delete_images_of_blob(
 
 
 def save_idempotent_response(
-    connection: Connection, key_hash: str, body: str, not_before: datetime
+    connection: Connection, key_hash: str, fingerprint: str, body: str, not_before: datetime
 ) -> None:
-    """Store the response, replacing an expired record under the same key.
+    """Store the response to the request `fingerprint`, replacing an expired record
+    under the same key.
 
     A live record makes the insert fail with IntegrityError: a concurrent twin won."""
     connection.execute(
@@ -235,7 +240,12 @@ def save_idempotent_response(
         )
     )
     connection.execute(
-        insert(IdempotencyRecord).values(key_hash=key_hash, response_json=body, created_at=utcnow())
+        insert(IdempotencyRecord).values(
+            key_hash=key_hash,
+            response_json=body,
+            request_fingerprint=fingerprint,
+            created_at=utcnow(),
+        )
     )
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -25,11 +26,12 @@ from app.cpu import CpuPool, WorkerCrashed
 from app.db import Database, RunAsync
 from app.errors import AppError, Forbidden, InvalidRequest, ServiceUnavailable, ValidationFailed
 from app.images import repository, tokens
-from app.images.backpressure import UploadGate
+from app.images.backpressure import UploadGate, metered
 from app.images.cache import CachedImage, CachedThumbnail, CacheResult, MetadataCache
 from app.images.errors import (
     DeleteTokenRequired,
     FileTooLarge,
+    IdempotencyKeyReused,
     ImageNotFound,
     InvalidDeleteToken,
     InvalidFileFormat,
@@ -68,9 +70,19 @@ CACHE_RESULTS = {
     result: CACHE_REQUESTS.labels(result=result.lower()) for result in ("HIT", "MISS", "BYPASS")
 }
 MAX_IDEMPOTENCY_KEY = 255
+# Named in idempotency fingerprints: a key used on one route is refused on another.
+UPLOAD_ROUTE = "POST /api/v1/images/upload"
+# Statuses of a body that could not be read as an upload; with a used key, a mismatch.
+UNREADABLE_REQUEST = frozenset({400, 413, 415, 422})
 MAX_REMEMBERED_BODIES = 10_000
 # How long a client should wait before asking for a pending thumbnail again.
 THUMBNAIL_RETRY_AFTER = 2
+
+
+@dataclass(frozen=True, slots=True)
+class _IdempotencyKey:
+    key_hash: str  # of the caller's scope and the raw key
+    fingerprint: str  # of the request: see _fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +94,11 @@ class UploadRequest:
     base_url: str
     request_id: str | None = None
     idempotency_key: str | None = None
+    # A batch counts one upload per file: this charges each file after the first against
+    # the caller's rate limit, raising RateLimited (that file's 429) once it is spent.
+    charge_extra_file: Callable[[], Awaitable[None]] | None = None
+    # The client address (as app.net resolves it): at most MAX_UPLOADS_PER_CLIENT at once.
+    client: str = ""
 
 
 class ImageService:
@@ -107,7 +124,11 @@ class ImageService:
         # Validation decodes images in at most one process per core: bounded CPU and memory.
         self.cpu = cpu
         self.queue = queue  # thumbnail jobs, dispatched after each upload commits
-        self.gate = UploadGate(settings.max_concurrent_uploads, settings.max_ingest_bytes)
+        self.gate = UploadGate(
+            settings.max_concurrent_uploads,
+            settings.max_ingest_bytes,
+            settings.max_uploads_per_client,
+        )
         self._bodies: OrderedDict[tuple[CachedImage, str], bytes] = OrderedDict()
         self._limits = Limits.from_settings(settings)
 
@@ -117,15 +138,15 @@ class ImageService:
         """Ingest one file part named `file`; the response body of a 201."""
         with _counted_refusal():
             await self._authorise(request.caller)
-            with self._admit(request, max_files=1):
-                return await self._upload(request)
+            with self._admit(request, max_files=1) as admitted:
+                return await self._upload(admitted)
 
     async def upload_batch(self, request: UploadRequest) -> list[BatchResult]:
         """Ingest every `files` part; each gets the result it would have got alone."""
         with _counted_refusal():
             await self._authorise(request.caller)
-            with self._admit(request, max_files=self.settings.max_batch_files):
-                return await self._upload_batch(request)
+            with self._admit(request, max_files=self.settings.max_batch_files) as admitted:
+                return await self._upload_batch(admitted)
 
     async def _authorise(self, caller: Principal) -> None:
         """Refuse, before any of the body is read, what could never be stored."""
@@ -146,36 +167,57 @@ class ImageService:
     def _max_body(self, max_files: int) -> int:
         return max_files * (self.settings.max_upload_bytes + MULTIPART_OVERHEAD)
 
-    def _admit(self, request: UploadRequest, *, max_files: int) -> AbstractContextManager[None]:
-        """A slot of the upload gate, taken before any of the body is read."""
+    @contextmanager
+    def _admit(self, request: UploadRequest, *, max_files: int) -> Iterator[UploadRequest]:
+        """A slot of the upload gate, taken before any of the body is read, and the
+        request with its body metered: bytes reserved as they arrive, and a minimum
+        rate (ADR 0016)."""
         max_body = self._max_body(max_files)
         declared = request.content_length
         if declared is not None and declared > max_body:
             raise FileTooLarge(self.settings.max_upload_bytes)
-        return self.gate.admit(max_body if declared is None else declared)
+        with self.gate.admit(request.client, declared) as admission:
+            body = metered(
+                request.body,
+                admission,
+                grace_seconds=self.settings.upload_grace_seconds,
+                min_bytes_per_second=self.settings.upload_min_bytes_per_second,
+            )
+            yield replace(request, body=body)
 
     async def _upload(self, request: UploadRequest) -> ImageUploaded:
-        key_hash = self._idempotency_hash(request)
-        if key_hash is not None:
-            replay = await self._replay(key_hash, request)
-            if replay is not None:
-                return replay
-        files = await self._receive(request, field="file", max_files=1, fail_fast=True)
-        if not files:
-            raise _missing_field("file")
-        received = files[0]
+        key_hash = self._idempotency_hash(request)  # a bad key is refused before the body
         try:
-            return await self._store(received, request, key_hash)
-        except IntegrityError:
-            if key_hash is None:
-                raise
-            # A concurrent request with the same key won the race: answer as it did.
-            replay = await self._replay(key_hash, request)
-            if replay is None:
-                raise
-            return replay
+            files = await self._receive(request, field="file", max_files=1, fail_fast=True)
+        except AppError as exc:
+            if key_hash is not None and exc.status_code in UNREADABLE_REQUEST:
+                # A body we cannot read is not the request the key answered, if it did.
+                await self._refuse_if_used(key_hash, exc)
+            raise
+        try:
+            # Only once the body is read can a replay tell whether it is the same request.
+            key = None
+            if key_hash is not None:
+                key = _IdempotencyKey(key_hash, _fingerprint(UPLOAD_ROUTE, request, files))
+                replay = await self._replay(key, request)
+                if replay is not None:
+                    return replay
+            if not files:
+                raise _missing_field("file")
+            try:
+                return await self._store(files[0], request, key)
+            except IntegrityError:
+                if key is None:
+                    raise
+                # A concurrent request with the same key won the race: answer as it did,
+                # if it was the same request (a different one gets 422, as it would later).
+                replay = await self._replay(key, request)
+                if replay is None:
+                    raise
+                return replay
         finally:
-            received.discard()
+            for received in files:
+                received.discard()
 
     async def _upload_batch(self, request: UploadRequest) -> list[BatchResult]:
         files = await self._receive(
@@ -185,15 +227,21 @@ class ImageService:
             raise _missing_field("files")
         results = []
         try:
-            for received in files:
-                results.append(await self._batch_item(received, request))
+            for index, received in enumerate(files):
+                results.append(await self._batch_item(received, request, extra=index > 0))
         finally:
             for received in files:
                 received.discard()
         return results
 
-    async def _batch_item(self, received: ReceivedFile, request: UploadRequest) -> BatchResult:
+    async def _batch_item(
+        self, received: ReceivedFile, request: UploadRequest, *, extra: bool
+    ) -> BatchResult:
         try:
+            if extra and request.charge_extra_file is not None:
+                await request.charge_extra_file()
+            if received.refused is not None:
+                raise received.refused
             if received.too_large:
                 raise FileTooLarge(self.settings.max_upload_bytes)
             image = await self._store(received, request, None)
@@ -223,7 +271,7 @@ class ImageService:
         return await ingest.consume(request.body, self._max_body(max_files))
 
     async def _store(
-        self, received: ReceivedFile, request: UploadRequest, key_hash: str | None
+        self, received: ReceivedFile, request: UploadRequest, remember: _IdempotencyKey | None
     ) -> ImageUploaded:
         if received.size == 0:
             raise InvalidRequest("The file part is empty")
@@ -260,7 +308,7 @@ class ImageService:
         # under the lock we only check that the object is still there.
         if await self.storage.stat(key) is None:
             await self.storage.put_file(key, processed.path, processed.info.content_type)
-        replay_body = self._for_replay(response, request) if key_hash is not None else None
+        replay_body = self._for_replay(response, request) if remember is not None else None
 
         def commit(connection: Connection, run_async: RunAsync) -> None:
             claimed_new = repository.claim_blob(
@@ -274,9 +322,13 @@ class ImageService:
                 if owner_id is not None:
                     self._charge(connection, owner_id, processed.size)
                 repository.insert_image(connection, image)
-                if key_hash is not None and replay_body is not None:
+                if remember is not None and replay_body is not None:
                     repository.save_idempotent_response(
-                        connection, key_hash, replay_body, self._idempotency_cutoff()
+                        connection,
+                        remember.key_hash,
+                        remember.fingerprint,
+                        replay_body,
+                        self._idempotency_cutoff(),
                     )
             except BaseException:
                 # Still under the blob lock: a new blob's object is referenced by no one.
@@ -317,14 +369,31 @@ class ImageService:
     def _idempotency_cutoff(self) -> datetime:
         return utcnow() - timedelta(seconds=self.settings.idempotency_ttl_seconds)
 
-    async def _replay(self, key_hash: str, request: UploadRequest) -> ImageUploaded | None:
+    async def _remembered(self, key_hash: str) -> tuple[str, str | None] | None:
+        """The live record under the key: its response body and request fingerprint."""
         async with self.database.reader() as session:
             stored = await repository.get_idempotent_response(
                 session, key_hash, self._idempotency_cutoff()
             )
+        return None if stored is None else (stored[0], stored[1])
+
+    async def _refuse_if_used(self, key_hash: str, error: AppError) -> None:
+        if await self._remembered(key_hash) is not None:
+            raise IdempotencyKeyReused(headers=error.headers) from error
+
+    async def _replay(self, key: _IdempotencyKey, request: UploadRequest) -> ImageUploaded | None:
+        """The remembered answer to this very request; None when the key is unused.
+
+        The same key with a different request (another file, name, route or none at
+        all) is refused: replaying would hand out another upload's image and token."""
+        stored = await self._remembered(key.key_hash)
         if stored is None:
             return None
-        body = json.loads(stored)
+        stored_body, fingerprint = stored
+        # Records from before fingerprints were kept (null) match no request.
+        if fingerprint is None or not hmac.compare_digest(fingerprint, key.fingerprint):
+            raise IdempotencyKeyReused()
+        body = json.loads(stored_body)
         masked = body.pop("masked_delete_token", None)
         response = ImageUploaded.model_validate(body)
         if masked is not None:
@@ -414,11 +483,15 @@ class ImageService:
     async def delete(
         self, image_id: uuid.UUID, caller: Principal, delete_token: str | None
     ) -> None:
-        """Remove the row and, when no other image shares it, the object, atomically.
-        Owned images go only by their owner; anonymous ones by their delete token."""
+        """Remove the row and, when no other image shares it, the objects.
+        Owned images go only by their owner; anonymous ones by their delete token.
+
+        The rows go first, in one transaction; the objects only once it has committed, so
+        a commit that fails leaves the image whole (row and file). A crash in between
+        leaves objects without rows, which `chitram reconcile` removes."""
         requester = caller.user_id
 
-        def remove(connection: Connection, run_async: RunAsync) -> list[str]:
+        def remove(connection: Connection, _run_async: RunAsync) -> str | None:
             # The blob before the image: thumbnail jobs lock in that order, and the other
             # order deadlocked under load. An image never changes blobs.
             sha256 = repository.blob_of(connection, image_id)
@@ -441,20 +514,48 @@ class ImageService:
             if deleted.owner_id is not None:
                 accounts.refund_storage(connection, deleted.owner_id, deleted.file_size)
             if repository.count_blob_references(connection, sha256):
-                return []
+                return None
             repository.delete_blob(connection, sha256)
-            keys = [object_key(sha256), *(thumbnail_key(sha256, s) for s in THUMBNAIL_SIZES)]
-            for key in keys:
-                run_async(self.storage.delete, key)
-            return keys
+            return sha256  # its objects go once this has committed
 
-        removed = await self.database.write(remove)
+        unreferenced = await self.database.write(remove)
         # The marker before the invalidation: see app.replicas.
         await self.reads.wrote(image_id=image_id, user_id=requester)
         await self.cache.invalidate(image_id)
-        for key in removed:
-            self.object_cache.discard(key)  # only memory: a deleted image is refused first
+        if unreferenced is not None:
+            await self._remove_objects(unreferenced)
         log.info("image deleted", extra={"image_id": str(image_id)})
+
+    async def _remove_objects(self, sha256: str) -> None:
+        """Remove the objects of a blob whose rows this delete has just committed away."""
+        keys = [object_key(sha256), *(thumbnail_key(sha256, s) for s in THUMBNAIL_SIZES)]
+        try:
+            await self.remove_unclaimed_objects(sha256, keys)
+        except ServiceUnavailable:
+            # The image is deleted all the same; reconcile removes what is left.
+            log.warning("objects of a deleted image left for reconcile", extra={"sha256": sha256})
+
+    async def remove_unclaimed_objects(self, sha256: str, keys: list[str]) -> bool:
+        """Remove `keys` of a blob that has no row, unless an upload claims the same
+        bytes again meanwhile: its claim has a row, which keeps them. False when kept.
+
+        Under the blob lock: a placeholder row holds the key while the objects go, so a
+        concurrent upload's claim waits for us, then finds the object missing and asks
+        for a retry (it re-checks under the lock) instead of answering 201 without one."""
+
+        def remove_unless_claimed(connection: Connection, run_async: RunAsync) -> bool:
+            if not repository.claim_blob(connection, sha256, 0, ""):
+                return False  # claimed again since the row went: the objects are in use
+            for key in keys:
+                run_async(self.storage.delete, key)
+            repository.delete_blob(connection, sha256)  # the placeholder: never committed
+            return True
+
+        removed = await self.database.write(remove_unless_claimed)
+        if removed:
+            for key in keys:
+                self.object_cache.discard(key)  # only memory: a deleted image is refused first
+        return removed
 
     # ---- presentation -------------------------------------------------------------------
 
@@ -560,6 +661,14 @@ def _cached(image: Image, thumbnails: list[Thumbnail] | None = None) -> CachedIm
             for t in thumbnails or ()
         ),
     )
+
+
+def _fingerprint(route: str, request: UploadRequest, files: list[ReceivedFile]) -> str:
+    """What makes two uploads the same request: route, caller and, for each file part,
+    its content hash, size and name (other form fields are ignored by the upload)."""
+    parts = [[f.sha256, f.size, f.too_large, f.filename] for f in files]
+    canonical = json.dumps([route, request.caller.scope, parts], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _missing_field(name: str) -> ValidationFailed:

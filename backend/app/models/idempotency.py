@@ -17,4 +17,7 @@ class IdempotencyRecord(Base):
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     # The response body, with the delete token masked by a pad derived from the raw key.
     response_json: Mapped[str] = mapped_column(Text)
+    # SHA-256 of the request it answered (route, caller, each file's hash, size and name):
+    # a replay must be the same request. Null only on records older than the column.
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

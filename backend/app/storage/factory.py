@@ -26,7 +26,7 @@ async def _build_s3(settings: Settings) -> S3Storage:
     s3 = S3Storage(
         settings.s3_endpoint_url,
         settings.s3_access_key,
-        settings.s3_secret_key,
+        settings.s3_secret_key.get_secret_value(),
         settings.s3_bucket,
         settings.s3_region,
     )

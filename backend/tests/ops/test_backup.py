@@ -35,7 +35,9 @@ def _env(settings: Settings) -> dict[str, str]:
         env |= {
             "S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
             "S3_ACCESS_KEY": str(settings.s3_access_key),
-            "S3_SECRET_KEY": str(settings.s3_secret_key),
+            "S3_SECRET_KEY": settings.s3_secret_key.get_secret_value()
+            if settings.s3_secret_key
+            else "",
             "S3_BUCKET": settings.s3_bucket,
             "S3_REGION": settings.s3_region,
         }

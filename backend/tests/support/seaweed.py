@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from app.config import Settings
 from cluster.seaweed import (
     PORT_FLAGS,
@@ -142,7 +144,7 @@ def on_seaweed(settings: Settings, seaweed: SeaweedS3, **changes: object) -> Set
             "storage_backend": "s3",
             "s3_endpoint_url": seaweed.endpoint_url,
             "s3_access_key": seaweed.access_key,
-            "s3_secret_key": seaweed.secret_key,
+            "s3_secret_key": SecretStr(seaweed.secret_key),  # model_copy does not validate
             "s3_region": seaweed.region,
             "s3_bucket": f"t-{uuid.uuid4().hex[:12]}",
             **changes,
