@@ -79,6 +79,19 @@ class BodyTooLarge(AppError):
         super().__init__(details={"max_bytes": max_bytes}, headers={"Connection": "close"})
 
 
+class RequestTimeout(AppError):
+    """A request body that arrived too slowly; the connection is closed, not drained."""
+
+    status_code = 408
+    code = "REQUEST_TIMEOUT"
+    message = "The request body arrived too slowly"
+
+    def __init__(
+        self, message: str | None = None, *, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details, headers={"Connection": "close"})
+
+
 class RangeNotSatisfiable(AppError):
     status_code = 416
     code = "RANGE_NOT_SATISFIABLE"

@@ -87,6 +87,7 @@ def embedded_server(log_level: str = "WARNING", **extra_env: str) -> Iterator[Se
             "LOG_LEVEL": log_level,
             # One load generator is one client: per-client limits would refuse it.
             "RATE_LIMIT_ENABLED": "false",
+            "MAX_UPLOADS_PER_CLIENT": "1000",
             **extra_env,
         }
         with live_server(env, Path(tmp)) as live:

@@ -241,6 +241,7 @@ def _plan(root: Path, *, port: int, api: int, workers: int) -> Cluster:
         "RATE_LIMIT_UPLOAD": "100000/minute",
         "RATE_LIMIT_READ": "1000000/minute",
         "RATE_LIMIT_AUTH": "1000/minute",
+        "MAX_UPLOADS_PER_CLIENT": "1000",
         # Quick recovery of jobs a killed worker or a Redis restart dropped.
         "THUMBNAIL_STALE_SECONDS": "15",
         "THUMBNAIL_SWEEP_INTERVAL_SECONDS": "5",
@@ -378,6 +379,14 @@ def _caddyfile(port: int, admin_port: int, api_ports: list[int]) -> str:
     return f"""{{
 	admin 127.0.0.1:{admin_port}
 	auto_https off
+	# Slow clients: headers within 10 s, a whole request within 10 min (the API also
+	# answers 408 to a body under UPLOAD_MIN_BYTES_PER_SECOND, ADR 0016).
+	servers {{
+		timeouts {{
+			read_header 10s
+			read_body 10m
+		}}
+	}}
 }}
 
 http://127.0.0.1:{port} {{

@@ -71,22 +71,40 @@ async def test_a_saturated_process_refuses_uploads_until_one_finishes(
     assert again.status_code == 201
 
 
-async def test_bytes_in_flight_are_capped_by_the_declared_length(
-    client: httpx.AsyncClient, settings_overrides: dict[str, object]
-) -> None:
+async def test_bytes_in_flight_are_counted_as_they_arrive(client: httpx.AsyncClient) -> None:
     photo = images.noisy_jpeg(120, 90)
-    # A batch of up to 20 files may bring more than MAX_INGEST_BYTES: with no declared
-    # length, the gate must assume the worst and refuse it.
-    chunked = _parts(photo)
 
-    async def body() -> AsyncIterator[bytes]:
-        for part in chunked:
+    def batch_part(data: bytes, name: str) -> bytes:
+        return (
+            (
+                f"--{BOUNDARY}\r\nContent-Disposition: form-data; "
+                f'name="files"; filename="{name}"\r\nContent-Type: image/jpeg\r\n\r\n'
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+
+    async def body(parts: list[bytes]) -> AsyncIterator[bytes]:
+        for part in parts:
             yield part
+        yield f"--{BOUNDARY}--\r\n".encode()
 
     headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
-    response = await client.post("/api/v1/images/batch", content=body(), headers=headers)
+    # No declared length: the batch may carry up to 20 files, more than MAX_INGEST_BYTES,
+    # but only what arrives counts, so a small one is accepted.
+    small = await client.post(
+        "/api/v1/images/batch", content=body([batch_part(photo, "a.jpg")]), headers=headers
+    )
+    assert small.status_code == 200, small.text
+    assert small.json()["results"][0]["status"] == 201
+    # Bytes that would take the process over MAX_INGEST_BYTES are refused as they come.
+    filler = bytes(90_000)
+    big = [batch_part(filler, f"{n}.jpg") for n in range(3)]
+    response = await client.post("/api/v1/images/batch", content=body(big), headers=headers)
     assert response.status_code == 503
-    # The same file with its length declared fits, and is accepted.
-    declared = await client.post("/api/v1/images/batch", files={"files": ("a.jpg", photo)})
-    assert declared.status_code == 200
-    assert declared.json()["results"][0]["status"] == 201
+    assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["connection"] == "close"
+    # The refused body's bytes are released: the next upload is served.
+    again = await client.post("/api/v1/images/upload", files={"file": ("c.jpg", photo)})
+    assert again.status_code == 201
