@@ -1,16 +1,18 @@
 """Rate limits with the `limits` library: Redis across processes, memory as the fallback.
 
 Fixed windows (`limits`' fixed-window strategy: one INCR with expiry per request, the
-cheapest there is), keyed by the caller `app.auth.middleware` resolved: the user for a
-token, the key for an API key, the client IP otherwise (`X-Forwarded-For` only from
-`TRUSTED_PROXIES`). With `REDIS_URL` the counters live in Redis, so a limit holds across
-every API process; when Redis does not answer within `REDIS_TIMEOUT`, this process counts
+cheapest there is), keyed by the caller `app.auth.middleware` resolved: the user for any
+of their tokens and API keys, the client IP otherwise (`X-Forwarded-For` only from
+`TRUSTED_PROXIES`); the auth routes always by client IP, whatever credentials ride
+along. With `REDIS_URL` the counters live in Redis, so a limit holds across every API
+process; when Redis does not answer within `REDIS_TIMEOUT`, this process counts
 in memory instead (per process, so limits loosen by the number of processes but never
 disappear), logs it once, and tries Redis again after `app.breaker.RETRY_AFTER` seconds.
 
 `RateLimitMiddleware` applies them before routing, so a refused request costs no
 dependency resolution, and adds the IETF `RateLimit-*` headers to every limited route.
-The accounts service uses the same limiter for failed logins per account.
+The accounts service uses the same limiter for failed logins per account, and a batch
+upload charges one more upload per extra file (`charge_extra_file`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -35,6 +37,10 @@ from app.breaker import Breaker
 from app.config import Settings
 from app.errors import RateLimited
 from app.handlers import render
+from app.net import client_address
+
+if TYPE_CHECKING:
+    from app.auth.principal import Principal
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
@@ -79,6 +85,7 @@ class RateLimiter:
             "auth": parse(settings.rate_limit_auth),
             "login_failure": parse(f"{settings.login_max_failures}/{LOGIN_FAILURE_WINDOW}"),
         }
+        self.settings = settings
         self.enabled = settings.rate_limit_enabled
         self.memory = MemoryStorage()
         self.redis: Storage | None = None
@@ -131,21 +138,10 @@ class RateLimiter:
             if not quota.allowed:
                 raise self.refusal(name, quota)
 
-    async def require_not_spent(self, name: LimitName, caller: str) -> None:
-        """Raise RateLimited when `caller` has used up the limit, without counting."""
-        if not self.enabled:
-            return
-        item = self.items[name]
-        key = item.key_for(name, caller)
-
-        async def peek(storage: Storage) -> tuple[int, float]:
-            count = await storage.get(key)
-            return count, (await storage.get_expiry(key) if count else 0.0)
-
-        count, reset_at = await self._on_storage(peek)
-        if count >= item.amount:
-            reset_after = max(1, math.ceil(reset_at - time.time()))
-            raise self.refusal(name, Quota(False, item.amount, 0, reset_after))
+    async def charge_extra_file(self, scope: Scope) -> None:
+        """Count one more upload for a batch's second and later files (the middleware
+        counted the request, its first); raise RateLimited when the budget is spent."""
+        await self.require("upload", caller_key(scope, "upload", self.settings))
 
     async def reset(self, name: LimitName, caller: str) -> None:
         """Forget `caller`'s count (a successful login clears its failures)."""
@@ -189,11 +185,15 @@ WEB_LIMITS: dict[tuple[str, str], LimitName] = {
     ("POST", "/login"): "auth",
     ("POST", "/register"): "auth",
 }
+# Pages that read images count as the API reads they stand for (contract section 7).
+WEB_READS = ("/i/", "/gallery")
 
 
 def classify(method: str, path: str) -> LimitName | None:
     """Which limit a request counts against, from its method and path alone."""
     if not path.startswith(API):
+        if method in ("GET", "HEAD") and path.startswith(WEB_READS):
+            return "read"
         return WEB_LIMITS.get((method, path))
     rest = path[len(API) :]
     if method == "POST" and rest in ("images/upload", "images/batch"):
@@ -205,10 +205,17 @@ def classify(method: str, path: str) -> LimitName | None:
     return None
 
 
-def caller_key(scope: Scope) -> str:
-    """The caller's scope, as `app.auth.middleware` (which runs first) resolved it."""
-    scope_name: str = scope["state"]["principal"].scope
-    return scope_name
+def caller_key(scope: Scope, name: LimitName, settings: Settings) -> str:
+    """Whose budget a request spends, from the caller `app.auth.middleware` (which runs
+    first) resolved: the client address on the auth routes, whatever credentials ride
+    along (an API key must not buy a login a fresh budget); the user for every token and
+    API key of theirs; the address for anonymous callers."""
+    if name == "auth":
+        return "ip:" + client_address(scope, settings)
+    principal: Principal = scope["state"]["principal"]
+    if principal.api_key_id is not None:
+        return f"user:{principal.user_id}"
+    return principal.scope
 
 
 class RateLimitMiddleware:
@@ -227,7 +234,7 @@ class RateLimitMiddleware:
         if name is None or resources is None:
             await self.app(scope, receive, send)
             return
-        quota = await resources.limiter.hit(name, caller_key(scope))
+        quota = await resources.limiter.hit(name, caller_key(scope, name, self.settings))
         headers = quota.headers()
         if not quota.allowed:
             # The contract's envelope, as every other error; the request-id middleware,

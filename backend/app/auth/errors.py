@@ -45,3 +45,7 @@ class ApiKeyNotFound(AppError):
     status_code = 404
     code = "NOT_FOUND"
     message = "No such API key"
+
+
+class SessionEnded(Unauthorized):
+    message = "You have been signed out (your session ended); log in again"

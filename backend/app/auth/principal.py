@@ -10,8 +10,9 @@ from dataclasses import dataclass
 class Principal:
     """The caller of one request.
 
-    `scope` names the caller for rate limits and idempotency keys: `user:<id>` for a
-    bearer token, `key:<id>` for an API key, `ip:<address>` for anonymous callers."""
+    `scope` names the caller for idempotency keys: `user:<id>` for a bearer token or
+    web session, `key:<id>` for an API key, `ip:<address>` for anonymous callers. Rate
+    limits count all of a user's tokens and keys as the user (`app.ratelimit.caller_key`)."""
 
     scope: str
     user_id: uuid.UUID | None = None

@@ -26,7 +26,7 @@ from app.auth.schemas import (
 )
 from app.config import Settings
 from app.db import Database, RunAsync
-from app.errors import InvalidRequest
+from app.errors import Forbidden, InvalidRequest
 from app.models import ApiKey, User
 from app.models.base import utcnow
 from app.net import client_address
@@ -84,15 +84,19 @@ class AuthService:
 
     async def check_password(self, body: UserLogin) -> User:
         """The account these credentials open. Unknown emails and wrong passwords get the
-        same answer after the same work; repeated failures lock the account."""
+        same answer after the same work; repeated failures lock the account.
+
+        Each attempt is counted (one atomic increment, in Redis when there is one) before
+        its password is checked, and a success clears the count: however many guesses
+        arrive at once, across however many processes, at most LOGIN_MAX_FAILURES of
+        them are checked per window (bench/login_drill.py shows it)."""
         account = f"account:{body.email}"
-        await self.limiter.require_not_spent("login_failure", account)
+        await self.limiter.require("login_failure", account)
         async with self.database.reader() as session:
             user = await repository.get_user_by_email(session, body.email)
         valid = await self.passwords.verify(body.password, user.password_hash if user else None)
         if user is None or not valid:
-            await self.limiter.hit("login_failure", account)
-            raise InvalidCredentials()
+            raise InvalidCredentials()  # its reserved attempt stays counted
         await self.limiter.reset("login_failure", account)
         return user
 
@@ -155,7 +159,7 @@ class AuthService:
     # ---- API keys -----------------------------------------------------------------------
 
     async def create_api_key(self, principal: Principal, name: str) -> ApiKeyCreated:
-        user_id = _required(principal)
+        user_id = _key_manager(principal)
         secret, prefix, digest = tokens.new_api_key()
         key = ApiKey(
             id=uuid.uuid4(),
@@ -186,7 +190,7 @@ class AuthService:
 
     async def revoke_api_key(self, principal: Principal, key_id: uuid.UUID) -> None:
         """Revoke one of the caller's keys; another user's key id is simply not found."""
-        user_id = _required(principal)
+        user_id = _key_manager(principal)
         now = utcnow()
         revoked = await self.database.write(
             lambda connection, _: repository.revoke_api_key(connection, key_id, user_id, now)
@@ -278,3 +282,14 @@ def _required(principal: Principal) -> uuid.UUID:
     if principal.user_id is None:
         raise Unauthorized()
     return principal.user_id
+
+
+def _key_manager(principal: Principal) -> uuid.UUID:
+    """The user who may create or revoke API keys: signed in with a token, not a key (a
+    leaked key must not mint or revoke others; key scopes will refine this)."""
+    user_id = _required(principal)
+    if principal.api_key_id is not None:
+        raise Forbidden(
+            "An API key cannot create or revoke API keys: sign in and use a bearer token"
+        )
+    return user_id

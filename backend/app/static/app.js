@@ -69,6 +69,12 @@
           } else {
             var message = data && data.error ? data.error.message : "The server refused it (" + xhr.status + ").";
             fail("Refused: " + message);
+            if (xhr.status === 401) {
+              // Signed out meanwhile (session ended): never retried anonymously.
+              var login = el("a", "upload-link", "Log in again");
+              login.href = "/login?next=/";
+              status.append(" ", login);
+            }
           }
         });
         xhr.addEventListener("error", function () { fail("The upload failed: network error."); });
@@ -76,10 +82,26 @@
       });
     }
 
+    // A few at a time: the server takes at most MAX_UPLOADS_PER_CLIENT (8 by default)
+    // uploads at once from one address and answers 429 beyond that.
+    var UPLOADS_AT_ONCE = 3;
+
     function uploadAll(files) {
       files = Array.prototype.slice.call(files);
       if (!files.length) return;
-      Promise.all(files.map(uploadOne)).then(function (results) {
+      var results = new Array(files.length);
+      var next = 0;
+      function uploadNext() {
+        if (next >= files.length) return Promise.resolve();
+        var index = next++;
+        return uploadOne(files[index]).then(function (result) {
+          results[index] = result;
+          return uploadNext();
+        });
+      }
+      var lanes = [];
+      for (var i = 0; i < Math.min(UPLOADS_AT_ONCE, files.length); i++) lanes.push(uploadNext());
+      Promise.all(lanes).then(function () {
         var done = results.filter(Boolean);
         if (files.length === 1 && done.length === 1) window.location.assign(done[0].page_url);
         input.value = "";

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.auth.errors import SessionEnded
 from app.auth.principal import Principal
 from app.auth.service import SESSION_COOKIE
 from app.config import Settings
 from app.errors import Forbidden
 from app.models import User
+from app.net import forwarded_https
 from app.web import csrf
 from app.web.templates import PAGE_HEADERS, templates
 
+SIGNED_OUT = "You have been signed out: your session ended. Log in again."
+
 
 def is_https(request: Request, settings: Settings) -> bool:
-    """Whether cookies must be Secure: the request came over HTTPS (uvicorn believes
-    X-Forwarded-Proto from its trusted proxies) or the public URL is HTTPS."""
+    """Whether cookies must be Secure: the request came over HTTPS, directly or through
+    a trusted proxy's `X-Forwarded-Proto` (`TRUSTED_PROXIES`, loopback always), or the
+    public URL is HTTPS."""
     public = settings.public_base_url or ""
-    return request.url.scheme == "https" or public.startswith("https://")
+    return forwarded_https(request.scope, settings) or public.startswith("https://")
 
 
 def principal_of(request: Request) -> Principal:
@@ -37,43 +43,85 @@ def render(
     user: User | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    """A page with the browser's CSRF token (its cookie set when new) and safe headers."""
+    """A page with the browser's CSRF token (its pre-session cookie set when new) and safe
+    headers; a browser whose session has ended is told it is signed out."""
     cookie = request.cookies.get(csrf.CSRF_COOKIE)
-    fresh = cookie is None
+    fresh = not cookie
     cookie = cookie or csrf.new_cookie_value()
+    binding = _csrf_binding(request, cookie)
+    assert binding is not None  # the cookie is there, new or not
     full = {
         "user": user,
-        "csrf_token": csrf.token_for(settings.jwt_secret, cookie),
+        "csrf_token": csrf.token_for(settings.jwt_secret, binding),
         "notice": None,
         **context,
     }
+    if full["notice"] is None and session_ended(request):
+        full["notice"] = SIGNED_OUT
     response = templates.TemplateResponse(request, name, full, status_code=status)
     response.headers.update(PAGE_HEADERS)
     if fresh:
-        response.set_cookie(
-            csrf.CSRF_COOKIE,
-            cookie,
-            httponly=True,
-            samesite="lax",
-            secure=is_https(request, settings),
-            path="/",
-        )
+        set_pre_session_cookie(request, settings, response, cookie)
     forget_ended_session(request, response)
     return response
 
 
+def set_pre_session_cookie(
+    request: Request, settings: Settings, response: Response, value: str | None = None
+) -> None:
+    """The browser's pre-session CSRF secret; a new one at sign-in and sign-out."""
+    response.set_cookie(
+        csrf.CSRF_COOKIE,
+        value or csrf.new_cookie_value(),
+        httponly=True,
+        samesite="lax",
+        secure=is_https(request, settings),
+        path="/",
+    )
+
+
+def session_ended(request: Request) -> bool:
+    """Whether the browser sends a session cookie that opens nothing any more (expired,
+    signed out elsewhere): it is signed out, and must be told so."""
+    return bool(request.cookies.get(SESSION_COOKIE)) and principal_of(request).session_id is None
+
+
 def forget_ended_session(request: Request, response: Response) -> None:
-    """A session cookie that opens nothing any more (expired, signed out elsewhere) is
-    dropped, so the browser shows as signed out instead of failing."""
-    if SESSION_COOKIE in request.cookies and principal_of(request).session_id is None:
+    """A session cookie that opens nothing any more is dropped, so the browser shows as
+    signed out instead of failing."""
+    if session_ended(request):
         response.delete_cookie(SESSION_COOKIE, path="/")
 
 
+def refuse_ended_session(request: Request, back_to: str) -> Response | None:
+    """The signed-out answer to an action asked in the name of an ended session: never
+    done anonymously instead (contract sections 1 and 12). 401 for a script's fetch,
+    the login page (which says so) for a form; None while the session holds."""
+    if not session_ended(request):
+        return None
+    if "application/json" in request.headers.get("accept", ""):
+        raise SessionEnded()
+    # The cookie stays for the login page, which tells the person and then drops it.
+    login = f"/login?next={quote(local_path(back_to, '/'), safe='/')}"
+    return RedirectResponse(login, status_code=303, headers={"Cache-Control": "no-store"})
+
+
 async def require_csrf(request: Request, settings: Settings, submitted: str | None) -> None:
-    """Refuse a state-changing request whose token does not match the browser's cookie."""
+    """Refuse a state-changing request whose token is not bound to this browser: to its
+    session when signed in, else to its pre-session cookie."""
     token = submitted or request.headers.get(csrf.CSRF_HEADER)
-    if not csrf.is_valid(settings.jwt_secret, request.cookies.get(csrf.CSRF_COOKIE), token):
+    binding = _csrf_binding(request, request.cookies.get(csrf.CSRF_COOKIE))
+    if not csrf.is_valid(settings.jwt_secret, binding, token):
         raise Forbidden("The form has expired or did not come from this site; reload and retry")
+
+
+def _csrf_binding(request: Request, pre_session_cookie: str | None) -> str | None:
+    """What this browser's CSRF token is bound to: its session once signed in (a pair
+    planted from another browser never matches it), else its pre-session secret."""
+    session_id = principal_of(request).session_id
+    if session_id is not None:
+        return csrf.session_binding(session_id)
+    return csrf.pre_session_binding(pre_session_cookie) if pre_session_cookie else None
 
 
 def redirect(request: Request, url: str) -> RedirectResponse:

@@ -23,8 +23,11 @@ from app.web.pages import (
     local_path,
     principal_of,
     redirect,
+    refuse_ended_session,
     render,
     require_csrf,
+    session_ended,
+    set_pre_session_cookie,
     thumb_box,
 )
 
@@ -64,8 +67,13 @@ async def home(request: Request, deleted: bool = False) -> HTMLResponse:
 
 @router.post("/upload")
 async def upload(request: Request, csrf_token: Annotated[str | None, Query()] = None) -> Response:
-    """One image from the upload page: JSON for its script, a redirect without script."""
+    """One image from the upload page: JSON for its script, a redirect without script.
+    A browser whose session has ended is answered as signed out, never uploads
+    anonymously instead."""
     resources = resources_of(request)
+    signed_out = refuse_ended_session(request, "/")
+    if signed_out is not None:
+        return signed_out
     await require_csrf(request, resources.settings, csrf_token)
     uploaded = await resources.images.upload(
         upload_request(request, principal_of(request), request_base_url(request))
@@ -160,6 +168,9 @@ async def delete_image(
     """Delete an owned image (anonymous ones are deleted by the page's script with the
     token this browser kept)."""
     resources = resources_of(request)
+    signed_out = refuse_ended_session(request, f"/i/{image_id}")
+    if signed_out is not None:
+        return signed_out
     await require_csrf(request, resources.settings, csrf_token)
     await resources.images.delete(image_id, principal_of(request), None)
     return redirect(request, "/gallery?deleted=1")
@@ -188,7 +199,10 @@ async def gallery(
 ) -> Response:
     """The signed-in user's images, newest first, as thumbnails."""
     if principal_of(request).user_id is None:
-        return redirect(request, "/login?next=/gallery")
+        # An ended session keeps its cookie for the login page, which says so and drops it.
+        return refuse_ended_session(request, "/gallery") or redirect(
+            request, "/login?next=/gallery"
+        )
     context = await _tiles(request, cursor)
     context["notice"] = "The image was deleted." if deleted else None
     return await _page(request, "gallery.html", context)
@@ -284,6 +298,9 @@ async def _sign_in(
         secure=is_https(request, resources.settings),
         path="/",
     )
+    # Pages now bind their CSRF tokens to the new session; the pre-session secret, which
+    # may have been seen (or planted) before sign-in, is replaced too.
+    set_pre_session_cookie(request, resources.settings, response)
     return response
 
 
@@ -303,8 +320,11 @@ async def _form_error(
 async def logout(request: Request, csrf_token: Field = "") -> Response:
     """Sign out: the session ends on the server, and the cookie goes."""
     resources = resources_of(request)
+    if session_ended(request):
+        return redirect(request, "/")  # already signed out: nothing to end
     await require_csrf(request, resources.settings, csrf_token)
     await resources.auth.end_web_session(principal_of(request))
     response = redirect(request, "/")
     response.delete_cookie(SESSION_COOKIE, path="/")
+    set_pre_session_cookie(request, resources.settings, response)
     return response

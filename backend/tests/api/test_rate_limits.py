@@ -90,13 +90,18 @@ async def test_users_are_limited_per_user_not_per_token_or_address(
     assert (await _upload(client, **other.headers)).status_code == 201
 
 
-async def test_each_api_key_has_its_own_bucket(client: httpx.AsyncClient) -> None:
+async def test_all_api_keys_and_tokens_of_a_user_share_one_bucket(
+    client: httpx.AsyncClient,
+) -> None:
     account = await accounts.register(client)
     first = {"X-API-Key": await accounts.new_api_key(client, account, "one")}
     second = {"X-API-Key": await accounts.new_api_key(client, account, "two")}
     assert [(await _upload(client, **first)).status_code for _ in range(3)] == [201, 201, 429]
-    assert (await _upload(client, **second)).status_code == 201
-    assert (await _upload(client, **account.headers)).status_code == 201  # the user's own
+    # A fresh key is not a fresh budget: keys and tokens spend the user's.
+    assert (await _upload(client, **second)).status_code == 429
+    assert (await _upload(client, **account.headers)).status_code == 429
+    other = await accounts.register(client)
+    assert (await _upload(client, **other.headers)).status_code == 201
 
 
 def _forged(kind: str, settings: Settings) -> dict[str, str]:

@@ -57,7 +57,9 @@ async def test_login_sets_a_safe_session_cookie_and_logout_ends_it(
     again = await client.get("/gallery")
     assert again.status_code == 303
     assert again.headers["location"] == "/login?next=/gallery"
-    assert 'chitram_session=""' in again.headers.get("set-cookie", "")
+    told = await client.get(again.headers["location"])  # says so, and drops the cookie
+    assert "You have been signed out" in told.text
+    assert 'chitram_session=""' in told.headers.get("set-cookie", "")
 
 
 async def test_cookies_are_secure_behind_https(settings: Settings) -> None:
@@ -93,8 +95,10 @@ async def test_state_changing_posts_need_the_csrf_token(client: httpx.AsyncClien
         "/api/v1/images/upload", files={"file": ("a.png", images.png())}, headers=account.headers
     )
     image_id = owned.json()["id"]
-    token = _csrf(await client.get("/login"))
+    before = _csrf(await client.get("/login"))
     assert (await _sign_in(client, account.email)).status_code == 303
+    token = _csrf(await client.get("/gallery"))  # rotated at sign-in, bound to the session
+    assert token != before
     forged = {"csrf_token": "0" * 64}
     attempts = {
         "login": ("/login", {"email": account.email, "password": PASSWORD}),
