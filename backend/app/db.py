@@ -11,6 +11,7 @@ import anyio
 import anyio.from_thread
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -143,15 +144,32 @@ class Database:
         await self.engine.dispose()
 
 
+# SQLSTATE classes that say "the database cannot serve you now", not "your query is
+# wrong": connection exceptions, an unknown or refused role, an unknown database, a server
+# out of resources (too many connections, disk full), shutting down or starting up, and
+# system errors.
+UNAVAILABLE_SQLSTATES = ("08", "28", "3D", "53", "57P", "58")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database is unreachable or refuses this service (503),
+    rather than a bug in a query (500)."""
+    if isinstance(exc, OperationalError | OSError | ConnectionError | PoolTimeout):
+        return True  # PoolTimeout: every pooled connection stayed busy (saturated)
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(sqlstate, str) and sqlstate.upper().startswith(UNAVAILABLE_SQLSTATES)
+    return False
+
+
 @asynccontextmanager
 async def _unavailable_on_connection_error() -> AsyncIterator[None]:
     try:
         yield
-    except (OperationalError, OSError, ConnectionError) as exc:
+    except (DBAPIError, OSError, ConnectionError, PoolTimeout) as exc:
+        if not is_unavailable(exc):
+            raise
         DATABASE_ERRORS.inc()
         raise ServiceUnavailable("The database is unavailable") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            DATABASE_ERRORS.inc()
-            raise ServiceUnavailable("The database is unavailable") from exc
-        raise

@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.config import Settings
 from app.images.service import ImageService
 from app.lifespan import Resources
 
@@ -27,15 +26,10 @@ async def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-async def get_settings(resources: ResourcesDep) -> Settings:
-    return resources.settings
-
-
 async def get_image_service(resources: ResourcesDep) -> ImageService:
     return resources.images
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
 
 

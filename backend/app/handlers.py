@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
 
 from app.errors import (
     AppError,
@@ -70,12 +72,38 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     if exc.status_code == 404:
         return render(request, NotFound(headers=headers))
     if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = allowed
         return render(request, MethodNotAllowed(headers=headers))
     if exc.status_code == 413:  # raised while reading a capped body (app.middleware)
         return render(request, BodyTooLarge(int(exc.detail)))
     # Any other status Starlette or FastAPI raise themselves (a body they cannot parse...).
     code = "INTERNAL_ERROR" if exc.status_code >= 500 else "INVALID_REQUEST"
     return _envelope(request, exc.status_code, code, str(exc.detail), headers=headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of this path answers: Starlette's 405 names only the
+    methods of the first route whose path matched."""
+    scope = request.scope
+    routes = request.app.router.routes
+    allowed: set[str] = set()
+    for route in routes:
+        if isinstance(route, Mount):  # a mount matches whatever the method
+            if isinstance(route.app, StaticFiles) and route.matches(scope)[0] != Match.NONE:
+                allowed.update(("GET", "HEAD"))
+            continue
+        for method in _METHODS:
+            if (
+                method not in allowed
+                and route.matches({**scope, "method": method})[0] == Match.FULL
+            ):
+                allowed.add(method)
+    return ", ".join(method for method in _METHODS if method in allowed)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -103,10 +131,35 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def _wants_html(request: Request) -> bool:
+    """Whether the client prefers HTML to JSON (a browser): by `Accept`'s q-values, ties
+    going to the type listed first. Paths under /api always answer JSON."""
     if request.url.path.startswith("/api"):
         return False
-    accept = request.headers.get("accept", "")
-    return "text/html" in accept and accept.find("text/html") < max(accept.find("json"), 10**6)
+    html, json = _preference(request.headers.get("accept", ""))
+    return html > json
+
+
+def _preference(accept: str) -> tuple[tuple[float, int], tuple[float, int]]:
+    """(q, -position) of text/html and of JSON (`application/json`, `+json`) in `accept`;
+    (0, 0) for a type it does not list."""
+    html = json = (0.0, 0)
+    for position, item in enumerate(accept.split(",")[:50]):
+        media_type, *params = item.split(";")
+        media_type = media_type.strip().lower()
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    quality = 0.0
+        rank = (quality, -position) if quality > 0 else (0.0, 0)
+        if media_type == "text/html":
+            html = max(html, rank)
+        elif media_type == "application/json" or media_type.endswith("+json"):
+            json = max(json, rank)
+    return html, json
 
 
 TITLES = {
@@ -114,6 +167,7 @@ TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Not allowed",
+    408: "Too slow",
     413: "Too large",
     429: "Slow down",
     500: "Something went wrong",

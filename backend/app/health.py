@@ -28,8 +28,19 @@ class Health(BaseModel):
     components: dict[str, Component]
 
 
+@router.head(
+    "/health",
+    operation_id="head_health",
+    response_class=Response,
+    responses={
+        200: {"description": "The database and storage answer"},
+        **errors(),
+        503: {"description": "The database or storage is down"},
+    },
+)
 @router.get(
     "/health",
+    operation_id="get_health",
     response_model=Health,
     responses={
         **errors(),

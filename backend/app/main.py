@@ -7,13 +7,13 @@ from fastapi import FastAPI
 from app import __version__, health, tracing
 from app.auth.middleware import AuthMiddleware
 from app.auth.router import router as auth_router
-from app.config import Settings
+from app.config import Settings, load_settings
 from app.handlers import install_error_handlers
 from app.images.router import router as images_router
 from app.lifespan import lifespan_for
 from app.logging import configure_logging
 from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from app.openapi import install_docs
+from app.openapi import install_docs, install_openapi
 from app.ratelimit import RateLimitMiddleware
 from app.storage import Storage
 from app.web.router import router as web_router
@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(web_router)
     install_docs(app)
+    install_openapi(app, settings)
     install_error_handlers(app)
     app.add_middleware(RateLimitMiddleware, settings=settings)  # counts the resolved caller
     app.add_middleware(AuthMiddleware, settings=settings)
@@ -46,7 +47,7 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
 
 def create_app_from_env() -> FastAPI:
     """Entry point for uvicorn's `--factory`: settings from the environment."""
-    settings = Settings()
+    settings = load_settings()  # a SettingsError names bad settings, never their values
     configure_logging(settings.log_format, settings.log_level)
     tracing.setup(settings, "chitram-api")
     return create_app(settings)

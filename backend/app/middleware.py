@@ -68,7 +68,8 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            # The template as documented: `{image_id}`, not `{image_id:image_id}`.
+            route = getattr(scope.get("route"), "path_format", None) or UNMATCHED
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_SECONDS.labels(method, route).observe(seconds)

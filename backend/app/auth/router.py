@@ -5,9 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 
 from app.auth.dependencies import SignedInDep
 from app.auth.schemas import (
@@ -15,13 +13,13 @@ from app.auth.schemas import (
     ApiKeyCreated,
     ApiKeyList,
     SessionRead,
+    TokenForm,
     TokenRead,
     UserCreate,
     UserLogin,
     UserRead,
 )
 from app.auth.service import AuthService
-from app.errors import ValidationFailed
 from app.openapi import errors
 
 router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
@@ -53,22 +51,9 @@ async def login(body: UserLogin, service: AuthServiceDep) -> SessionRead:
 
 
 @router.post("/token", response_model=TokenRead, responses=errors(401, 422, 429))
-async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], service: AuthServiceDep
-) -> TokenRead:
+async def token(form: Annotated[TokenForm, Form()], service: AuthServiceDep) -> TokenRead:
     """OAuth2 password form (`username` is the email), for Swagger's Authorize button."""
-    try:
-        body = UserLogin(email=form.username, password=form.password)
-    except ValidationError as exc:
-        problems = [
-            {
-                "loc": ["body", "username" if e["loc"][0] == "email" else e["loc"][0]],
-                "msg": e["msg"],
-            }
-            for e in exc.errors()
-        ]
-        raise ValidationFailed(details={"errors": problems}) from None
-    session = await service.login(body)
+    session = await service.login(UserLogin(email=form.username, password=form.password))
     return TokenRead(access_token=session.access_token)
 
 
@@ -82,12 +67,13 @@ async def me(principal: SignedInDep, service: AuthServiceDep) -> UserRead:
     "/api-keys",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses=errors(400, 401, 422),
+    responses=errors(400, 401, 403, 422),
 )
 async def create_api_key(
     body: ApiKeyCreate, principal: SignedInDep, service: AuthServiceDep
 ) -> ApiKeyCreated:
-    """Create an API key; its secret is in this response only."""
+    """Create an API key; its secret is in this response only. Needs a bearer token: an
+    API key cannot create keys (403)."""
     return await service.create_api_key(principal, body.name)
 
 
@@ -98,11 +84,14 @@ async def list_api_keys(principal: SignedInDep, service: AuthServiceDep) -> ApiK
 
 
 @router.delete(
-    "/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 404, 422)
+    "/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(401, 403, 404, 422),
 )
 async def revoke_api_key(
     key_id: uuid.UUID, principal: SignedInDep, service: AuthServiceDep
 ) -> Response:
-    """Revoke one of the caller's keys: it is refused from now on."""
+    """Revoke one of the caller's keys: it is refused from now on. Needs a bearer
+    token: an API key cannot revoke keys (403)."""
     await service.revoke_api_key(principal, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

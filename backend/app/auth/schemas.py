@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 128
@@ -38,20 +38,45 @@ def _new_password(value: str) -> str:
 
 
 Email = Annotated[EmailStr, AfterValidator(normalise_email)]
-NewPassword = Annotated[str, Field(max_length=4 * MAX_PASSWORD), AfterValidator(_new_password)]
+# 8 to 128 characters as sent, and still after normalisation.
+NewPassword = Annotated[
+    str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD), AfterValidator(_new_password)
+]
 LoginPassword = Annotated[
     str, Field(min_length=1, max_length=MAX_LOGIN_PASSWORD), AfterValidator(_password)
 ]
 
 
 class UserCreate(BaseModel):
-    email: Email
-    password: NewPassword = Field(description="8 to 128 characters, any Unicode")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "ada@example.com", "password": "correct horse"}]}
+    )
+
+    email: Email = Field(description="Compared case-insensitively")
+    password: NewPassword = Field(
+        description="8 to 128 characters, any Unicode (NFKC-normalised, and 8 to 128 after)"
+    )
 
 
 class UserLogin(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "ada@example.com", "password": "correct horse"}]}
+    )
+
     email: Email
     password: LoginPassword
+
+
+class TokenForm(BaseModel):
+    """The OAuth2 password grant's form (RFC 6749, section 4.3), as Swagger's Authorize
+    button sends it; `username` is the account's email."""
+
+    grant_type: Literal["password"] | None = None
+    username: Email = Field(description="The account's email address")
+    password: LoginPassword
+    scope: str = ""
+    client_id: str | None = None
+    client_secret: str | None = None
 
 
 class UserRead(BaseModel):
@@ -85,7 +110,18 @@ def _key_name(value: str) -> str:
 
 
 class ApiKeyCreate(BaseModel):
-    name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_key_name)]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "backup script"}]})
+
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=100,
+            description="1 to 100 printable characters (no control characters), not blank; "
+            "leading and trailing spaces are trimmed",
+        ),
+        AfterValidator(_key_name),
+    ]
 
 
 class ApiKeyRead(BaseModel):

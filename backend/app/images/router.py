@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.auth.dependencies import PrincipalDep, SignedInDep
 from app.auth.principal import Principal
@@ -15,10 +18,21 @@ from app.images import serving
 from app.images.schemas import BatchResponse, ImageList, ImageRead, ImageUploaded, ThumbnailSize
 from app.images.service import UploadRequest
 from app.images.serving import ServedObject
-from app.openapi import errors
+from app.net import client_address
+from app.openapi import OPTIONAL_AUTH, errors
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _ImageIdConvertor(StringConvertor):
+    """A path segment other than this router's fixed ones: `GET /images/batch` is then a
+    405 (the path exists, for POST) rather than a 422 for a malformed image id."""
+
+    regex = r"(?!(?:upload|batch)(?:/|$))[^/]+"
+
+
+register_url_convertor("image_id", _ImageIdConvertor())
 
 
 def _multipart(field: str, many: bool) -> dict[str, Any]:
@@ -49,6 +63,7 @@ def upload_request(
         base_url=base,
         request_id=request.state.request_id,
         idempotency_key=idempotency_key,
+        client=client_address(request.scope, resources_of(request).settings),
     )
 
 
@@ -57,15 +72,26 @@ def upload_request(
     status_code=status.HTTP_201_CREATED,
     response_model=ImageUploaded,
     response_model_exclude_none=False,
-    responses=errors(400, 401, 413, 415, 422, 429),
-    openapi_extra=_multipart("file", many=False),
+    responses=errors(400, 401, 408, 413, 415, 422, 429),
+    openapi_extra={**_multipart("file", many=False), **OPTIONAL_AUTH},
 )
 async def upload_image(
     request: Request,
     service: ImageServiceDep,
     caller: PrincipalDep,
     base: BaseUrlDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[ -~]+$",
+            description="1 to 255 printable ASCII characters; a retry with the same key "
+            "from the same caller within 24 h returns the first answer",
+            examples=["3f1c9a7e-upload-42"],
+        ),
+    ] = None,
 ) -> ImageUploaded:
     """Upload one image (multipart field `file`). Signed-in callers own it and count it
     against their quota; anonymous uploads get a delete token instead."""
@@ -75,14 +101,19 @@ async def upload_image(
 @router.post(
     "/batch",
     response_model=BatchResponse,
-    responses=errors(400, 401, 413, 422, 429),
-    openapi_extra=_multipart("files", many=True),
+    responses=errors(400, 401, 408, 413, 422, 429),
+    openapi_extra={**_multipart("files", many=True), **OPTIONAL_AUTH},
 )
 async def upload_batch(
     request: Request, service: ImageServiceDep, caller: PrincipalDep, base: BaseUrlDep
 ) -> BatchResponse:
-    """Upload several images (repeated field `files`); each gets its own result."""
-    return BatchResponse(results=await service.upload_batch(upload_request(request, caller, base)))
+    """Upload several images (repeated field `files`); each gets its own result, and
+    each counts as one upload against the rate limit."""
+    upload = upload_request(request, caller, base)
+    charge = partial(resources_of(request).limiter.charge_extra_file, request.scope)
+    return BatchResponse(
+        results=await service.upload_batch(replace(upload, charge_extra_file=charge))
+    )
 
 
 @router.get("", response_model=ImageList, responses=errors(400, 401, 422, 429))
@@ -97,7 +128,7 @@ async def list_images(
     return await service.list_images(caller, limit, cursor, base)
 
 
-@router.get("/{image_id}", response_model=ImageRead, responses=errors(404, 422))
+@router.get("/{image_id:image_id}", response_model=ImageRead, responses=errors(404, 422))
 async def get_image(image_id: uuid.UUID, request: Request) -> Response:
     """An image's metadata; `X-Cache` says whether the cache answered."""
     # The hot read paths resolve no dependencies: each one costs tens of microseconds.
@@ -173,7 +204,10 @@ async def get_image_thumbnail(
 
 
 @router.delete(
-    "/{image_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403, 404, 422)
+    "/{image_id:image_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(403, 404, 422),
+    openapi_extra=OPTIONAL_AUTH,
 )
 async def delete_image(
     image_id: uuid.UUID,

@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from app.schemas import ErrorBody
 
@@ -19,8 +20,30 @@ class Thumbnails(BaseModel):
     large: str | None = None
 
 
+_ID = "0f8b6c1e-3a52-4d8e-9b0a-5c2f7d9e1a34"
+_BASE = "https://img.example.com/api/v1/images/" + _ID
+_EXAMPLE: JsonDict = {
+    "id": _ID,
+    "filename": "sunset.jpg",
+    "content_type": "image/jpeg",
+    "file_size": 482113,
+    "width": 1600,
+    "height": 1067,
+    "frames": 1,
+    "checksum": "sha256:9f2c4e0d6b1a8f3e7c5d2b9a0e4f6c8d1b3a5e7f9c2d4b6a8e0f1c3d5b7a9e2f",
+    "created_at": "2026-11-22T09:00:00Z",
+    "url": f"{_BASE}/file",
+    "thumbnail_status": "ready",
+    "thumbnail_ready": True,
+    "thumbnail_url": f"{_BASE}/thumbnail?size=medium",
+    "thumbnails": {size: f"{_BASE}/thumbnail?size={size}" for size in ("small", "medium", "large")},
+}
+
+
 class ImageRead(BaseModel):
     """An image's public metadata."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
 
     id: uuid.UUID
     filename: str
@@ -40,6 +63,18 @@ class ImageRead(BaseModel):
 
 class ImageUploaded(ImageRead):
     """The upload response; `delete_token` and `delete_url` only for anonymous uploads."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_EXAMPLE,
+                    "delete_token": "q3X9vJ0s8mC2yTfR7wLkP1nB5hD4gZ6a",
+                    "delete_url": f"{_BASE}?delete_token=q3X9vJ0s8mC2yTfR7wLkP1nB5hD4gZ6a",
+                }
+            ]
+        }
+    )
 
     delete_token: str | None = None
     delete_url: str | None = None
