@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # Fields that may carry a secret (a URL's password) are left out of repr(settings).
     database_url: str | None = Field(default=None, repr=False)
     # PostgreSQL streaming replicas for metadata reads and listings (comma-separated);
-    # needs REDIS_URL, where writers leave the read-your-writes markers (app.replicas).
+    # needs REDIS_URL, where writers leave the read-your-writes markers (app.infra.replicas).
     database_read_urls: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
     # A replica further behind than this takes no reads until it catches up.
     replica_max_lag_seconds: float = Field(default=10.0, gt=0)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app import __version__, health, tracing
+from app import __version__
 from app.auth.middleware import AuthMiddleware
 from app.auth.router import router as auth_router
 from app.config import Settings, load_settings
-from app.handlers import install_error_handlers
+from app.http import health
+from app.http.handlers import install_error_handlers
+from app.http.lifespan import lifespan_for
+from app.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.http.openapi import install_docs, install_openapi
+from app.http.ratelimit import RateLimitMiddleware
 from app.images.router import router as images_router
-from app.lifespan import lifespan_for
-from app.logging import configure_logging
-from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from app.openapi import install_docs, install_openapi
-from app.ratelimit import RateLimitMiddleware
+from app.infra import tracing
+from app.infra.logging import configure_logging
 from app.storage import Storage
 from app.web.router import router as web_router
 
@@ -26,7 +28,7 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
         version=__version__,
         summary="Self-hostable image hosting",
         lifespan=lifespan_for(settings, storage),
-        docs_url=None,  # served from vendored files: app.openapi.install_docs
+        docs_url=None,  # served from vendored files: app.http.openapi.install_docs
         redoc_url=None,
     )
     app.include_router(images_router)  # first: routes are tried in order, reads are hot

@@ -31,7 +31,6 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from app.cpu import CpuPool
 from app.images.thumbnails import (
     RESAMPLE,
     THUMBNAIL_SIZES,
@@ -39,6 +38,7 @@ from app.images.thumbnails import (
     WEBP_QUALITY,
     make_thumbnails,
 )
+from app.infra.cpu import CpuPool
 from bench.common import CpuMeter, machine_info, print_table, timestamp, write_results
 
 FORMATS = ("jpeg", "png", "webp", "gif")

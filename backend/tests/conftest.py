@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.cli import migrate
 from app.config import Settings
 from app.main import create_app
+from app.ops.cli import migrate
 from tests.support.accounts import TEST_JWT_SECRET
 from tests.support.seaweed import SeaweedS3, seaweedfs_s3, weed_binary
 from tests.support.services import service_missing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.cpu import CpuPool, WorkerCrashed
+from app.infra.cpu import CpuPool, WorkerCrashed
 from tests.support.cpu_tasks import die, square
 
 pytestmark = pytest.mark.anyio

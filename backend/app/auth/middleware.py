@@ -15,11 +15,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.auth.errors import TokenExpired, Unauthorized
 from app.config import Settings
 from app.errors import AppError, RateLimited
-from app.handlers import render
-from app.net import client_address
+from app.http.handlers import render
+from app.http.net import client_address
 
 if TYPE_CHECKING:
-    from app.lifespan import Resources
+    from app.http.lifespan import Resources
 
 
 class AuthMiddleware:

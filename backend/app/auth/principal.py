@@ -12,7 +12,7 @@ class Principal:
 
     `scope` names the caller for idempotency keys: `user:<id>` for a bearer token or
     web session, `key:<id>` for an API key, `ip:<address>` for anonymous callers. Rate
-    limits count all of a user's tokens and keys as the user (`app.ratelimit.caller_key`)."""
+    limits count all of a user's tokens and keys as the user (`app.http.ratelimit.caller_key`)."""
 
     scope: str
     user_id: uuid.UUID | None = None

@@ -20,7 +20,7 @@ from app.auth.schemas import (
     UserRead,
 )
 from app.auth.service import AuthService
-from app.openapi import errors
+from app.http.openapi import errors
 
 router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
 

@@ -25,12 +25,12 @@ from app.auth.schemas import (
     UserRead,
 )
 from app.config import Settings
-from app.db import Database, RunAsync
 from app.errors import Forbidden, InvalidRequest
+from app.http.net import client_address
+from app.http.ratelimit import RateLimiter
+from app.infra.db import Database, RunAsync
 from app.models import ApiKey, User
 from app.models.base import utcnow
-from app.net import client_address
-from app.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 MAX_API_KEYS = 100  # live keys per user

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from app.probe import DISABLED, Probe
+from app.infra.probe import DISABLED, Probe
 
 CacheResult = Literal["HIT", "MISS", "BYPASS"]
 T = TypeVar("T")

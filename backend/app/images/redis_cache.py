@@ -14,7 +14,7 @@
   as the message arrives (the deleting process drops its own before answering), and a
   load that started before an invalidation it heard of is not kept.
 - Every call has a short timeout. When Redis fails, reads bypass it (`X-Cache: BYPASS`)
-  for `app.breaker.RETRY_AFTER` seconds and go to the database; an invalidation that could not
+  for `app.infra.breaker.RETRY_AFTER` seconds and go to the database; an invalidation that could not
   be delivered is retried in the background until Redis answers, and the TTL bounds
   what a reader could see meanwhile.
 """
@@ -35,7 +35,6 @@ from prometheus_client import Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.breaker import Breaker
 from app.images.cache import (
     CachedImage,
     CachedThumbnail,
@@ -44,7 +43,8 @@ from app.images.cache import (
     LocalEntries,
     SingleFlight,
 )
-from app.probe import Probe, probe
+from app.infra.breaker import Breaker
+from app.infra.probe import Probe, probe
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25

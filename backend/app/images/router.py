@@ -13,13 +13,13 @@ from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.auth.dependencies import PrincipalDep, SignedInDep
 from app.auth.principal import Principal
-from app.deps import BaseUrlDep, ImageServiceDep, request_base_url, resources_of
+from app.http.deps import BaseUrlDep, ImageServiceDep, request_base_url, resources_of
+from app.http.net import client_address
+from app.http.openapi import OPTIONAL_AUTH, errors
 from app.images import serving
 from app.images.schemas import BatchResponse, ImageList, ImageRead, ImageUploaded, ThumbnailSize
 from app.images.service import UploadRequest
 from app.images.serving import ServedObject
-from app.net import client_address
-from app.openapi import OPTIONAL_AUTH, errors
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 F = TypeVar("F", bound=Callable[..., Any])

@@ -17,13 +17,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from app import tracing
 from app.auth import repository as accounts
 from app.auth.errors import Unauthorized
 from app.auth.principal import Principal
 from app.config import Settings
-from app.cpu import CpuPool, WorkerCrashed
-from app.db import Database, RunAsync
 from app.errors import AppError, Forbidden, InvalidRequest, ServiceUnavailable, ValidationFailed
 from app.images import repository, tokens
 from app.images.backpressure import UploadGate, metered
@@ -53,13 +50,16 @@ from app.images.schemas import (
 from app.images.serving import ObjectCache, ServedObject
 from app.images.thumbnails import CONTENT_TYPE as THUMBNAIL_CONTENT_TYPE
 from app.images.thumbnails import THUMBNAIL_SIZES
+from app.infra import tracing
+from app.infra.cpu import CpuPool, WorkerCrashed
+from app.infra.db import Database, RunAsync
+from app.infra.metrics import CACHE_REQUESTS, UPLOAD_BYTES, UPLOADS
+from app.infra.replicas import Reads
 from app.jobs.queue import JobQueue
-from app.metrics import CACHE_REQUESTS, UPLOAD_BYTES, UPLOADS
 from app.models import Image, Thumbnail, ThumbnailStatus
 from app.models.base import utcnow
 from app.models.blob import object_key
 from app.models.thumbnail import thumbnail_key
-from app.replicas import Reads
 from app.schemas import ErrorBody
 from app.storage import Storage
 
@@ -97,7 +97,7 @@ class UploadRequest:
     # A batch counts one upload per file: this charges each file after the first against
     # the caller's rate limit, raising RateLimited (that file's 429) once it is spent.
     charge_extra_file: Callable[[], Awaitable[None]] | None = None
-    # The client address (as app.net resolves it): at most MAX_UPLOADS_PER_CLIENT at once.
+    # The client address (as app.http.net resolves it): at most MAX_UPLOADS_PER_CLIENT at once.
     client: str = ""
 
 
@@ -519,7 +519,7 @@ class ImageService:
             return sha256  # its objects go once this has committed
 
         unreferenced = await self.database.write(remove)
-        # The marker before the invalidation: see app.replicas.
+        # The marker before the invalidation: see app.infra.replicas.
         await self.reads.wrote(image_id=image_id, user_id=requester)
         await self.cache.invalidate(image_id)
         if unreferenced is not None:

@@ -17,10 +17,10 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from app.config import Settings
+from app.infra.probe import Probe, probe
+from app.infra.tracing import Carrier
 from app.jobs.outcomes import Outcome
 from app.jobs.thumbnails import ThumbnailJobs
-from app.probe import Probe, probe
-from app.tracing import Carrier
 
 log = logging.getLogger(__name__)
 JOB_FUNCTION = "make_thumbnails"

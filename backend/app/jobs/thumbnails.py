@@ -28,15 +28,15 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from app import tracing
 from app.config import Settings
-from app.cpu import CpuPool, PoolUnavailable, WorkerCrashed
-from app.db import Database, RunAsync
 from app.errors import ServiceUnavailable
 from app.images import repository
 from app.images.thumbnails import CONTENT_TYPE, THUMBNAIL_SIZES, ThumbnailError, make_thumbnails
+from app.infra import tracing
+from app.infra.cpu import CpuPool, PoolUnavailable, WorkerCrashed
+from app.infra.db import Database, RunAsync
+from app.infra.metrics import THUMBNAIL_JOB_SECONDS, THUMBNAIL_JOBS
 from app.jobs.outcomes import Outcome
-from app.metrics import THUMBNAIL_JOB_SECONDS, THUMBNAIL_JOBS
 from app.models.base import utcnow
 from app.models.blob import object_key
 from app.models.thumbnail import thumbnail_key

@@ -20,15 +20,15 @@ from arq import Retry, Worker, cron, func
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
-from app import tracing
 from app.config import Settings
-from app.cpu import CpuPool
-from app.db import Database
+from app.http.lifespan import build_metadata_cache
+from app.infra import tracing
+from app.infra.cpu import CpuPool
+from app.infra.db import Database
+from app.infra.replicas import build_reads, changes_seen_by_reads
 from app.jobs.outcomes import Outcome
 from app.jobs.queue import JOB_FUNCTION, enqueue, redis_client
 from app.jobs.thumbnails import ThumbnailJobs
-from app.lifespan import build_metadata_cache
-from app.replicas import build_reads, changes_seen_by_reads
 from app.storage.factory import build_storage
 from app.storage.instrumented import InstrumentedStorage
 
@@ -112,7 +112,7 @@ async def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int
     await cpu.start()
     # Rows the worker marks ready must leave the API's metadata cache.
     cache = build_metadata_cache(settings)
-    # ... and the read-your-writes markers of app.replicas (only written here, not polled).
+    # ... and the read-your-writes markers of app.infra.replicas (only written here, not polled).
     reads = build_reads(settings, database)
     jobs = ThumbnailJobs(
         settings, database, storage, cpu, changed=changes_seen_by_reads(reads, cache.invalidate)

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from app import tracing
-from app.metrics import STORAGE_ERRORS
+from app.infra import tracing
+from app.infra.metrics import STORAGE_ERRORS
 from app.storage.base import InvalidKey, ObjectInfo, ObjectNotFound, Storage
 
 T = TypeVar("T")

@@ -13,8 +13,8 @@ from app.auth.principal import Principal
 from app.auth.service import SESSION_COOKIE
 from app.config import Settings
 from app.errors import Forbidden
+from app.http.net import forwarded_https
 from app.models import User
-from app.net import forwarded_https
 from app.web import csrf
 from app.web.templates import PAGE_HEADERS, templates
 

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from app.auth.schemas import UserCreate, UserLogin
 from app.auth.service import SESSION_COOKIE
-from app.deps import request_base_url, resources_of
 from app.errors import AppError
+from app.http.deps import request_base_url, resources_of
 from app.images.imaging import CONTENT_TYPES
 from app.images.router import upload_request
 from app.images.schemas import ImageRead

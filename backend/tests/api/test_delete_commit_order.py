@@ -16,9 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
-from app.lifespan import close_resources, open_resources
+from app.http.lifespan import close_resources, open_resources
 from app.models.blob import object_key
-from app.reconcile import reconcile
+from app.ops.reconcile import reconcile
 from app.storage import StorageUnavailable
 from app.storage.local import LocalStorage
 from tests.support import images

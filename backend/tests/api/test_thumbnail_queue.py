@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.cpu import CpuPool
-from app.db import Database
+from app.infra.cpu import CpuPool
+from app.infra.db import Database
 from app.jobs.outcomes import Outcome
 from app.jobs.thumbnails import ThumbnailJobs
 from app.jobs.worker import build_worker

@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.lifespan import Resources, close_resources, open_resources
+from app.http.lifespan import Resources, close_resources, open_resources
 from app.models.thumbnail import thumbnail_key
-from app.reconcile import reconcile
+from app.ops.reconcile import reconcile
 from tests.support import images
 from tests.support.thumbnails import wait_for_thumbnails
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cpu import CpuPool
 from app.images.processing import Limits, process_upload
+from app.infra.cpu import CpuPool
 from tests.images import factories
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from app.logging import ConsoleFormatter
+from app.infra.logging import ConsoleFormatter
 from tests.support import images
 from tests.support.accounts import PASSWORD, TEST_JWT_SECRET
 from tests.support.server import LiveServer, live_server

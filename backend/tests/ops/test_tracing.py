@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from app import tracing
 from app.config import Settings
+from app.infra import tracing
 from tests.support import images
 from tests.support.app import app_client
 from tests.support.thumbnails import wait_for_thumbnails

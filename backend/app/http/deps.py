@@ -9,8 +9,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.http.lifespan import Resources
 from app.images.service import ImageService
-from app.lifespan import Resources
 
 
 def resources_of(request: Request) -> Resources:

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from app.config import Settings, SettingsError, load_settings
-from app.logging import configure_logging
+from app.infra.logging import configure_logging
 
 BACKEND_DIR = Path(__file__).resolve().parent.parent
 
@@ -92,8 +92,8 @@ def migrate(settings: Settings) -> None:
 
 
 async def _reconcile(settings: Settings, *, dry_run: bool) -> int:
-    from app.lifespan import close_resources, open_resources
-    from app.reconcile import reconcile
+    from app.http.lifespan import close_resources, open_resources
+    from app.ops.reconcile import reconcile
 
     resources = await open_resources(settings)
     try:
@@ -106,7 +106,7 @@ async def _reconcile(settings: Settings, *, dry_run: bool) -> int:
 
 
 async def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> int:
-    from app.backup import BackupError, backup, restore
+    from app.ops.backup import BackupError, backup, restore
 
     try:
         if args.command == "backup":

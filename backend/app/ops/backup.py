@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from app import __version__
 from app.config import Settings
-from app.db import Database
+from app.infra.db import Database
 from app.models import Base
 from app.models.base import UTCDateTime, utcnow
 from app.models.blob import object_key

@@ -14,17 +14,17 @@ from fastapi import FastAPI
 from app.auth.passwords import Passwords
 from app.auth.service import AuthService
 from app.config import Settings
-from app.cpu import CpuPool
-from app.db import Database
+from app.http.ratelimit import RateLimiter
 from app.images.cache import InProcessCache, MetadataCache, NoCache
 from app.images.ingest import clear_stale_spool
 from app.images.redis_cache import RedisCache
 from app.images.service import ImageService
 from app.images.serving import ObjectCache
+from app.infra.cpu import CpuPool
+from app.infra.db import Database
+from app.infra.replicas import build_reads, changes_seen_by_reads
 from app.jobs.queue import JobQueue, build_queue
 from app.jobs.thumbnails import ThumbnailJobs
-from app.ratelimit import RateLimiter
-from app.replicas import build_reads, changes_seen_by_reads
 from app.storage import Storage
 from app.storage.factory import build_storage
 from app.storage.instrumented import InstrumentedStorage

@@ -40,8 +40,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import Database
 from app.errors import ServiceUnavailable
+from app.infra.db import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app import __version__
-from app.deps import ResourcesDep
-from app.metrics import CONTENT_TYPE_LATEST, THUMBNAIL_QUEUE_DEPTH, generate_latest
-from app.openapi import errors
-from app.probe import Probe, Status, probe
+from app.http.deps import ResourcesDep
+from app.http.openapi import errors
+from app.infra.metrics import CONTENT_TYPE_LATEST, THUMBNAIL_QUEUE_DEPTH, generate_latest
+from app.infra.probe import Probe, Status, probe
 
 router = APIRouter(tags=["operations"])
 

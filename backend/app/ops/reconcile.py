@@ -12,10 +12,10 @@ import anyio
 from sqlalchemy import Connection
 
 from app.auth import repository as auth_repository
-from app.db import RunAsync
+from app.http.lifespan import Resources
 from app.images import repository
 from app.images.ingest import clear_stale_spool
-from app.lifespan import Resources
+from app.infra.db import RunAsync
 from app.models.base import utcnow
 from app.models.blob import object_key
 from app.models.thumbnail import thumbnail_key

@@ -14,13 +14,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import tracing
 from app.config import Settings
 from app.errors import BodyTooLarge
-from app.handlers import render
-from app.logging import request_id_var
-from app.metrics import HTTP_REQUESTS, HTTP_SECONDS
-from app.net import client_address
+from app.http.handlers import render
+from app.http.net import client_address
+from app.infra import tracing
+from app.infra.logging import request_id_var
+from app.infra.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 # Bodies other than uploads are small JSON or forms (accounts, keys): anything larger is
 # refused before it is buffered. Uploads stream under MAX_UPLOAD_BYTES instead.

@@ -7,7 +7,7 @@ of their tokens and API keys, the client IP otherwise (`X-Forwarded-For` only fr
 along. With `REDIS_URL` the counters live in Redis, so a limit holds across every API
 process; when Redis does not answer within `REDIS_TIMEOUT`, this process counts
 in memory instead (per process, so limits loosen by the number of processes but never
-disappear), logs it once, and tries Redis again after `app.breaker.RETRY_AFTER` seconds.
+disappear), logs it once, and tries Redis again after `app.infra.breaker.RETRY_AFTER` seconds.
 
 `RateLimitMiddleware` applies them before routing, so a refused request costs no
 dependency resolution, and adds the IETF `RateLimit-*` headers to every limited route.
@@ -33,11 +33,11 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.breaker import Breaker
 from app.config import Settings
 from app.errors import RateLimited
-from app.handlers import render
-from app.net import client_address
+from app.http.handlers import render
+from app.http.net import client_address
+from app.infra.breaker import Breaker
 
 if TYPE_CHECKING:
     from app.auth.principal import Principal

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
-from app import tracing
 from app.errors import ServiceUnavailable
-from app.metrics import DATABASE_ERRORS
+from app.infra import tracing
+from app.infra.metrics import DATABASE_ERRORS
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
+from app.http.ratelimit import classify
 from app.images.imaging import CONTENT_TYPES
-from app.ratelimit import classify
 from app.schemas import ErrorEnvelope
 
 STATIC_DIR = Path(__file__).parent / "static"

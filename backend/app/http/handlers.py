@@ -76,7 +76,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
         if allowed:
             headers["Allow"] = allowed
         return render(request, MethodNotAllowed(headers=headers))
-    if exc.status_code == 413:  # raised while reading a capped body (app.middleware)
+    if exc.status_code == 413:  # raised while reading a capped body (app.http.middleware)
         return render(request, BodyTooLarge(int(exc.detail)))
     # Any other status Starlette or FastAPI raise themselves (a body they cannot parse...).
     code = "INTERNAL_ERROR" if exc.status_code >= 500 else "INVALID_REQUEST"

@@ -1,0 +1,1 @@
+"""Operations commands: the `chitram` command line, backup and restore, reconcile."""
