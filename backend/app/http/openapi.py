@@ -20,7 +20,7 @@ from app.http.ratelimit import classify
 from app.images.imaging import CONTENT_TYPES
 from app.schemas import ErrorEnvelope
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent.parent / "static"
 SWAGGER = "/static/vendor/swagger-ui-5.35.0"
 REDOC = "/static/vendor/redoc-2.5.4"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from app.config import Settings, SettingsError, load_settings
 from app.infra.logging import configure_logging
 
-BACKEND_DIR = Path(__file__).resolve().parent.parent
+BACKEND_DIR = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
