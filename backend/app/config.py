@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     thumbnail_stale_seconds: float = Field(default=120.0, ge=0)
     thumbnail_job_timeout_seconds: int = Field(default=60, ge=1)
     object_cache_bytes: int = 64 * 1024 * 1024
+    # Processes per API or worker process that decode images and render thumbnails
+    # (app.infra.cpu); unset: one per core.
+    cpu_workers: int | None = Field(default=None, ge=1)
 
     @field_validator("allowed_formats", mode="before")
     @classmethod

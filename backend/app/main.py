@@ -18,6 +18,7 @@ from app.images.router import router as images_router
 from app.infra import tracing
 from app.infra.logging import configure_logging
 from app.storage import Storage
+from app.web.errors import error_page
 from app.web.router import router as web_router
 
 
@@ -37,7 +38,7 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
     app.include_router(web_router)
     install_docs(app)
     install_openapi(app, settings)
-    install_error_handlers(app)
+    install_error_handlers(app, error_page=error_page)
     app.add_middleware(RateLimitMiddleware, settings=settings)  # counts the resolved caller
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware)

@@ -12,9 +12,10 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from app.auth.errors import Unauthorized
 from app.auth.principal import Principal
+from app.http import routes
 
 bearer_scheme = OAuth2PasswordBearer(
-    tokenUrl="/api/v1/auth/token",
+    tokenUrl=routes.AUTH_TOKEN,
     auto_error=False,
     description="A token from /auth/login or /auth/token (the Authorize button)",
 )

@@ -9,7 +9,8 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 # Each argon2id hash holds 64 MiB (the library's RFC 9106 defaults) for ~50 ms: at most
 # this many at once, so a burst of logins queues instead of exhausting memory.
 MAX_CONCURRENT_HASHES = 4
-_DECOY: dict[str, str] = {}  # one per process: its cost is the same for every app
+# One per process: its cost is the same for every app. A process-wide cache: ADR 0018.
+_DECOY: dict[str, str] = {}
 
 
 class Passwords:

@@ -20,9 +20,10 @@ from app.auth.schemas import (
     UserRead,
 )
 from app.auth.service import AuthService
+from app.http import routes
 from app.http.openapi import errors
 
-router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
+router = APIRouter(tags=["accounts"])
 
 
 async def get_auth_service(request: Request) -> AuthService:
@@ -34,7 +35,7 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
 @router.post(
-    "/register",
+    routes.AUTH_REGISTER,
     status_code=status.HTTP_201_CREATED,
     response_model=SessionRead,
     responses=errors(409, 422, 429),
@@ -44,27 +45,27 @@ async def register(body: UserCreate, service: AuthServiceDep) -> SessionRead:
     return await service.register(body)
 
 
-@router.post("/login", response_model=SessionRead, responses=errors(401, 422, 429))
+@router.post(routes.AUTH_LOGIN, response_model=SessionRead, responses=errors(401, 422, 429))
 async def login(body: UserLogin, service: AuthServiceDep) -> SessionRead:
     """Sign in with email and password; 429 after repeated failures."""
     return await service.login(body)
 
 
-@router.post("/token", response_model=TokenRead, responses=errors(401, 422, 429))
+@router.post(routes.AUTH_TOKEN, response_model=TokenRead, responses=errors(401, 422, 429))
 async def token(form: Annotated[TokenForm, Form()], service: AuthServiceDep) -> TokenRead:
     """OAuth2 password form (`username` is the email), for Swagger's Authorize button."""
     session = await service.login(UserLogin(email=form.username, password=form.password))
     return TokenRead(access_token=session.access_token)
 
 
-@router.get("/me", response_model=UserRead, responses=errors(401))
+@router.get(routes.AUTH_ME, response_model=UserRead, responses=errors(401))
 async def me(principal: SignedInDep, service: AuthServiceDep) -> UserRead:
     """The signed-in account, with its image count, storage used and quota."""
     return await service.me(principal)
 
 
 @router.post(
-    "/api-keys",
+    routes.API_KEYS,
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
     responses=errors(400, 401, 403, 422),
@@ -77,14 +78,14 @@ async def create_api_key(
     return await service.create_api_key(principal, body.name)
 
 
-@router.get("/api-keys", response_model=ApiKeyList, responses=errors(401))
+@router.get(routes.API_KEYS, response_model=ApiKeyList, responses=errors(401))
 async def list_api_keys(principal: SignedInDep, service: AuthServiceDep) -> ApiKeyList:
     """The caller's live keys, without their secrets."""
     return await service.list_api_keys(principal)
 
 
 @router.delete(
-    "/api-keys/{key_id}",
+    routes.API_KEY,
     status_code=status.HTTP_204_NO_CONTENT,
     responses=errors(401, 403, 404, 422),
 )

@@ -8,10 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
-from starlette.requests import cookie_parser
-from starlette.types import Scope
 
 from app.auth import repository, tokens
+from app.auth.credentials import ApiKeySecret, BearerToken, Credentials, SessionSecret
 from app.auth.errors import ApiKeyNotFound, EmailExists, InvalidCredentials, Unauthorized
 from app.auth.passwords import Passwords
 from app.auth.principal import Principal
@@ -26,7 +25,6 @@ from app.auth.schemas import (
 )
 from app.config import Settings
 from app.errors import Forbidden, InvalidRequest
-from app.http.net import client_address
 from app.http.ratelimit import RateLimiter
 from app.infra.db import Database, RunAsync
 from app.models import ApiKey, User
@@ -34,12 +32,10 @@ from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
 MAX_API_KEYS = 100  # live keys per user
-TOKEN_PATH = "/api/v1/auth/token"  # noqa: S105 (a route, not a secret)
-SESSION_COOKIE = "chitram_session"
 
 
 class AuthService:
-    """Users, their tokens and keys, over one database; never commits by itself."""
+    """Users, their tokens and keys; each change one `Database.write` unit (ADR 0018)."""
 
     def __init__(
         self, settings: Settings, database: Database, limiter: RateLimiter, passwords: Passwords
@@ -201,27 +197,20 @@ class AuthService:
 
     # ---- who is calling -----------------------------------------------------------------
 
-    async def authenticate(self, scope: Scope) -> Principal:
-        """The request's caller. Credentials that are present but bad raise 401: they
-        never downgrade a caller to anonymous."""
-        authorization = api_key = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"x-api-key":
-                api_key = value.decode("latin-1")
-        if authorization is not None and _client_authentication(scope["path"], authorization):
-            authorization = None
-        if authorization is None and api_key is None:
-            session = _cookie(scope, SESSION_COOKIE) if _is_page(scope["path"]) else None
-            found = await self._web_session(session) if session else None
-            return found or Principal.anonymous(client_address(scope, self.settings))
-        if authorization is not None and api_key is not None:
-            raise Unauthorized("Send one credential, a bearer token or an X-API-Key, not both")
-        if authorization is not None:
-            return await self._bearer(authorization)
-        assert api_key is not None
-        return await self._api_key(api_key.strip())
+    async def authenticate(self, credentials: Credentials) -> Principal:
+        """The caller these credentials name. Credentials that are present but bad raise
+        401: they never downgrade a caller to anonymous. An ended web session does (the
+        page then signs the browser out)."""
+        match credentials.presented:
+            case BearerToken(token):
+                return await self._bearer(token)
+            case ApiKeySecret(key):
+                return await self._api_key(key)
+            case SessionSecret(secret):
+                found = await self._web_session(secret)
+                if found is not None:
+                    return found
+        return Principal.anonymous(credentials.address)
 
     async def _web_session(self, secret: str) -> Principal | None:
         """The browser's session, or None when it has ended (the page signs it out)."""
@@ -230,11 +219,8 @@ class AuthService:
             user_id = await repository.session_user(session, digest, utcnow())
         return None if user_id is None else Principal.web_session(user_id, digest)
 
-    async def _bearer(self, authorization: str) -> Principal:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("Only bearer tokens are accepted in Authorization")
-        user_id = tokens.token_subject(self.settings, token.strip())
+    async def _bearer(self, token: str) -> Principal:
+        user_id = tokens.token_subject(self.settings, token)
         async with self.database.reader() as session:
             if not await repository.user_exists(session, user_id):
                 raise Unauthorized("The account no longer exists")
@@ -254,28 +240,6 @@ class AuthService:
                 lambda connection, _: repository.touch_api_key(connection, key_id, now)
             )
         return Principal.api_key(user_id, key_id)
-
-
-def _is_page(path: str) -> bool:
-    """Web pages take the session cookie; the API never does (so it needs no CSRF guard),
-    and static files need no session (a page's every asset would cost a lookup)."""
-    return not path.startswith(("/api/", "/static/"))
-
-
-def _cookie(scope: Scope, name: str) -> str | None:
-    for header, value in scope["headers"]:
-        if header == b"cookie":
-            found = cookie_parser(value.decode("latin-1")).get(name)
-            if found:
-                return found
-    return None
-
-
-def _client_authentication(path: str, authorization: str) -> bool:
-    """Whether this is an OAuth2 client authenticating to the token endpoint (RFC 6749
-    section 2.3.1), not a user: Swagger UI's Authorize button sends `Basic Og==` (an
-    empty client id) with the password form. We register no clients, so it means nothing."""
-    return path == TOKEN_PATH and authorization[:6].lower() == "basic "
 
 
 def _required(principal: Principal) -> uuid.UUID:

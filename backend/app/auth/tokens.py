@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -11,9 +12,6 @@ import jwt
 
 from app.auth.errors import TokenExpired, Unauthorized
 from app.config import Settings
-
-# What we store of a random secret (API key, session), as of a delete token: its SHA-256.
-from app.images.tokens import digest as digest
 from app.models.base import utcnow
 
 REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti"]
@@ -62,6 +60,11 @@ def token_subject(settings: Settings, token: str) -> uuid.UUID:
         return uuid.UUID(str(claims["sub"]))
     except ValueError as exc:
         raise Unauthorized("The token is not valid") from exc
+
+
+def digest(secret: str) -> str:
+    """What we store of a random secret (API key, web session): its SHA-256, in hex."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_api_key() -> tuple[str, str, str]:

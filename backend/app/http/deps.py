@@ -9,8 +9,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.http.lifespan import Resources
 from app.images.service import ImageService
+from app.images.upload import UploadService
+from app.wiring import Resources
 
 
 def resources_of(request: Request) -> Resources:
@@ -33,6 +34,14 @@ async def get_image_service(resources: ResourcesDep) -> ImageService:
 ImageServiceDep = Annotated[ImageService, Depends(get_image_service)]
 
 
+async def get_upload_service(resources: ResourcesDep) -> UploadService:
+    return resources.uploads
+
+
+UploadServiceDep = Annotated[UploadService, Depends(get_upload_service)]
+
+
+# A process-wide cache: docs/adr/0018-unit-of-work.md lists them all, and why.
 _BASE_URLS: dict[tuple[str, bytes, str], str] = {}
 _MAX_BASE_URLS = 256  # Host headers come from clients: remember only a few
 

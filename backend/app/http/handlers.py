@@ -1,8 +1,10 @@
-"""Render every error in the contract's envelope (or an HTML page for browsers)."""
+"""Render every error in the contract's envelope (or, for browsers, the HTML page of the
+`ErrorPage` the web UI registers)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,12 +24,16 @@ from app.errors import (
     NotFound,
     ValidationFailed,
 )
-from app.web.templates import PAGE_HEADERS, templates
 
 log = logging.getLogger(__name__)
 
+# (request, status, message, request id, headers) -> an HTML page of the error.
+ErrorPage = Callable[[Request, int, str, str | None, dict[str, str] | None], Response]
 
-def install_error_handlers(app: FastAPI) -> None:
+
+def install_error_handlers(app: FastAPI, *, error_page: ErrorPage | None = None) -> None:
+    """Render errors as the contract says; as `error_page` for browsers, when given."""
+    app.state.error_page = error_page
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
@@ -50,8 +56,9 @@ def _envelope(
     headers: dict[str, str] | None = None,
 ) -> Response:
     request_id = getattr(request.state, "request_id", None)
-    if _wants_html(request):
-        return _html_page(request, status, message, request_id, headers)
+    error_page = _error_page(request)
+    if error_page is not None and _wants_html(request):
+        return error_page(request, status, message, request_id, headers)
     body = {
         "error": {
             "code": code,
@@ -130,6 +137,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _error_page(request: Request) -> ErrorPage | None:
+    """The HTML renderer registered on the app (middleware reach it through the scope)."""
+    app = request.scope.get("app")
+    error_page: ErrorPage | None = getattr(getattr(app, "state", None), "error_page", None)
+    return error_page
+
+
 def _wants_html(request: Request) -> bool:
     """Whether the client prefers HTML to JSON (a browser): by `Accept`'s q-values, ties
     going to the type listed first. Paths under /api always answer JSON."""
@@ -160,37 +174,3 @@ def _preference(accept: str) -> tuple[tuple[float, int], tuple[float, int]]:
         elif media_type == "application/json" or media_type.endswith("+json"):
             json = max(json, rank)
     return html, json
-
-
-TITLES = {
-    401: "Please sign in",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Not allowed",
-    408: "Too slow",
-    413: "Too large",
-    429: "Slow down",
-    500: "Something went wrong",
-    503: "Temporarily unavailable",
-}
-
-
-def _html_page(
-    request: Request,
-    status: int,
-    message: str,
-    request_id: str | None,
-    headers: dict[str, str] | None,
-) -> Response:
-    """The error as a page of the site (a friendly 404, 500...), for browsers."""
-    context = {
-        "title": TITLES.get(status, "Something is wrong with this request"),
-        "message": message,
-        "request_id": request_id,
-        "user": None,
-        "csrf_token": "",
-        "notice": None,
-    }
-    response = templates.TemplateResponse(request, "error.html", context, status_code=status)
-    response.headers.update({**PAGE_HEADERS, **(headers or {})})
-    return response

@@ -52,7 +52,7 @@ async def health(resources: ResourcesDep) -> JSONResponse:
     components = {
         "database": _component(await probe(resources.database.ping)),
         "storage": _component(await probe(resources.storage.ping)),
-        "cache": _component(await resources.images.cache.status()),
+        "cache": _component(await resources.cache.status()),
         "queue": _component(await resources.queue.status()),
     }
     critical_down = any(components[name].status == "down" for name in ("database", "storage"))

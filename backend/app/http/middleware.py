@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.errors import BodyTooLarge
+from app.http import routes
 from app.http.handlers import render
 from app.http.net import client_address
 from app.infra import tracing
@@ -25,7 +26,7 @@ from app.infra.metrics import HTTP_REQUESTS, HTTP_SECONDS
 # Bodies other than uploads are small JSON or forms (accounts, keys): anything larger is
 # refused before it is buffered. Uploads stream under MAX_UPLOAD_BYTES instead.
 MAX_BODY_BYTES = 64 * 1024
-STREAMED_PATHS = frozenset({"/api/v1/images/upload", "/api/v1/images/batch", "/upload"})
+STREAMED_PATHS = frozenset({routes.IMAGES_UPLOAD, routes.IMAGES_BATCH, routes.PAGE_UPLOAD})
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 access_log = logging.getLogger("chitram.access")

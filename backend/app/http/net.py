@@ -12,7 +12,8 @@ LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")
 
 
 # Answers by (proxies believed, peer, X-Forwarded-For): parsing addresses is a visible
-# share of a cached read. Bounded, since the header comes from clients.
+# share of a cached read. Bounded, since the header comes from clients. A process-wide
+# cache: docs/adr/0018-unit-of-work.md lists them all.
 _KNOWN: dict[tuple[object, str, str], str] = {}
 MAX_KNOWN = 10_000
 

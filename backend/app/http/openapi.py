@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
 from app.http.ratelimit import classify
-from app.images.imaging import CONTENT_TYPES
+from app.images import formats
 from app.schemas import ErrorEnvelope
 
 STATIC_DIR = Path(__file__).parent.parent / "static"
@@ -186,7 +186,7 @@ def _complete_upload(operation: dict[str, Any], settings: Settings) -> None:
     content = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data")
     if content is None:
         return
-    types = ", ".join(CONTENT_TYPES.get(name, f"image/{name}") for name in settings.allowed_formats)
+    types = ", ".join(formats.named(name).mime_type for name in settings.allowed_formats)
     rules = (
         f"Allowed formats: {types} (detected from the bytes, whatever the part's name or "
         f"declared type); at most {settings.max_upload_bytes} bytes and "

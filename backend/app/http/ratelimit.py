@@ -5,9 +5,10 @@ cheapest there is), keyed by the caller `app.auth.middleware` resolved: the user
 of their tokens and API keys, the client IP otherwise (`X-Forwarded-For` only from
 `TRUSTED_PROXIES`); the auth routes always by client IP, whatever credentials ride
 along. With `REDIS_URL` the counters live in Redis, so a limit holds across every API
-process; when Redis does not answer within `REDIS_TIMEOUT`, this process counts
-in memory instead (per process, so limits loosen by the number of processes but never
-disappear), logs it once, and tries Redis again after `app.infra.breaker.RETRY_AFTER` seconds.
+process; when Redis does not answer within its client's socket timeout (0.25 s, set
+by `app.wiring`), this process counts in memory instead (per process, so limits loosen
+by the number of processes but never disappear), logs it once, and tries Redis again
+after `app.infra.breaker.RETRY_AFTER` seconds.
 
 `RateLimitMiddleware` applies them before routing, so a refused request costs no
 dependency resolution, and adds the IETF `RateLimit-*` headers to every limited route.
@@ -27,17 +28,18 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from prometheus_client import Counter, Gauge
-from redis.asyncio import ConnectionPool
+from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.errors import RateLimited
+from app.http import routes
 from app.http.handlers import render
 from app.http.net import client_address
 from app.infra.breaker import Breaker
+from app.infra.metrics import LIMITER_FALLBACK, RATE_LIMITED
 
 if TYPE_CHECKING:
     from app.auth.principal import Principal
@@ -45,16 +47,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
 MAX_REMEMBERED_WINDOWS = 100_000
-API = "/api/v1/"
 LOGIN_FAILURE_WINDOW = "15 minutes"
 
 LimitName = Literal["upload", "read", "auth", "login_failure"]
 T = TypeVar("T")
-
-RATE_LIMITED = Counter("chitram_rate_limited", "Requests refused by a rate limit", ["limit"])
-LIMITER_FALLBACK = Gauge(
-    "chitram_rate_limit_fallback", "1 while limits are counted in this process (Redis down)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +74,9 @@ class Quota:
 class RateLimiter:
     """Counts hits per (limit, caller) in Redis, or in memory while Redis is away."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, redis: Redis | None = None) -> None:
+        """Counts in `redis` (sharing its connection pool, whose socket timeouts bound
+        every call) when given, else in this process alone."""
         self.items: dict[LimitName, RateLimitItem] = {
             "upload": parse(settings.rate_limit_upload),
             "read": parse(settings.rate_limit_read),
@@ -89,18 +87,15 @@ class RateLimiter:
         self.enabled = settings.rate_limit_enabled
         self.memory = MemoryStorage()
         self.redis: Storage | None = None
-        self._pool: ConnectionPool | None = None
-        if settings.redis_url:
-            self._pool = ConnectionPool.from_url(
-                settings.redis_url,
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-            )
+        self.pool: ConnectionPool | None = None
+        if redis is not None:
+            self.pool = redis.connection_pool
             self.redis = RedisStorage(
+                # The URL only picks the implementation: connections come from the pool.
                 f"async+{settings.redis_url}",
                 implementation="redispy",
                 key_prefix=f"{settings.redis_prefix}:ratelimit",
-                connection_pool=self._pool,  # type: ignore[arg-type]
+                connection_pool=self.pool,  # type: ignore[arg-type]
             )
         self._breaker = Breaker("rate limits fall back to this process", LIMITER_FALLBACK)
         # When each window ends, as learnt from its first hit: one round trip per request.
@@ -175,34 +170,26 @@ class RateLimiter:
         if self.redis is not None:
             await asyncio.wait_for(self.redis.check(), REDIS_TIMEOUT)
 
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.disconnect()
 
-
-WEB_LIMITS: dict[tuple[str, str], LimitName] = {
-    ("POST", "/upload"): "upload",
-    ("POST", "/login"): "auth",
-    ("POST", "/register"): "auth",
+LIMITED_WRITES: dict[tuple[str, str], LimitName] = {
+    ("POST", routes.IMAGES_UPLOAD): "upload",
+    ("POST", routes.IMAGES_BATCH): "upload",
+    ("POST", routes.PAGE_UPLOAD): "upload",
+    ("POST", routes.AUTH_LOGIN): "auth",
+    ("POST", routes.AUTH_REGISTER): "auth",
+    ("POST", routes.AUTH_TOKEN): "auth",
+    ("POST", routes.PAGE_LOGIN): "auth",
+    ("POST", routes.PAGE_REGISTER): "auth",
 }
 # Pages that read images count as the API reads they stand for (contract section 7).
-WEB_READS = ("/i/", "/gallery")
+LIMITED_READS = (routes.IMAGES, routes.IMAGE_PAGES, routes.PAGE_GALLERY)
 
 
 def classify(method: str, path: str) -> LimitName | None:
     """Which limit a request counts against, from its method and path alone."""
-    if not path.startswith(API):
-        if method in ("GET", "HEAD") and path.startswith(WEB_READS):
-            return "read"
-        return WEB_LIMITS.get((method, path))
-    rest = path[len(API) :]
-    if method == "POST" and rest in ("images/upload", "images/batch"):
-        return "upload"
-    if method == "POST" and rest in ("auth/login", "auth/register", "auth/token"):
-        return "auth"
-    if method in ("GET", "HEAD") and rest.startswith("images"):
-        return "read"
-    return None
+    if method in ("GET", "HEAD"):
+        return "read" if path.startswith(LIMITED_READS) else None
+    return LIMITED_WRITES.get((method, path))
 
 
 def caller_key(scope: Scope, name: LimitName, settings: Settings) -> str:

@@ -1,7 +1,8 @@
 """Cache-aside for image metadata: the public fields only, keyed by image id.
 
 Without Redis the cache lives in this process, which is only correct while this is the
-only process answering for the database; `build_metadata_cache` disables it otherwise.
+only process answering for the database; `app.wiring.build_metadata_cache` disables it
+otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from app.infra.probe import DISABLED, Probe
+from app.models import Image, Thumbnail
 
 CacheResult = Literal["HIT", "MISS", "BYPASS"]
 T = TypeVar("T")
@@ -43,6 +45,29 @@ class CachedImage:
     created_at: datetime
     thumbnail_status: str
     thumbnails: tuple[CachedThumbnail, ...] = ()
+
+
+# Columns of `images` that the record carries under the same names.
+RECORD_COLUMNS: tuple[str, ...] = (
+    "id",
+    "filename",
+    "content_type",
+    "file_size",
+    "width",
+    "height",
+    "frames",
+    "created_at",
+    "thumbnail_status",
+)
+
+
+def record_of(image: Image, thumbnails: list[Thumbnail]) -> CachedImage:
+    """The one record of a stored image that the rest of the domain sees."""
+    return CachedImage(
+        **{name: getattr(image, name) for name in RECORD_COLUMNS},
+        sha256=image.blob_sha256,
+        thumbnails=tuple(CachedThumbnail(t.size, t.sha256, t.file_size) for t in thumbnails),
+    )
 
 
 Loader = Callable[[uuid.UUID], Awaitable[CachedImage | None]]
@@ -112,6 +137,7 @@ class NoCache:
         return None
 
 
+# A process-wide cache: docs/adr/0018-unit-of-work.md lists them all, and why.
 class LocalEntries:
     """Bounded TTL entries in this process, plus when each id was last dropped.
 

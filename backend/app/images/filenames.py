@@ -5,8 +5,9 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import quote
 
+from app.images import formats
+
 MAX_FILENAME_CHARS = 255
-_EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
 
 
 def safe_filename(raw: str, image_format: str | None) -> str:
@@ -16,7 +17,7 @@ def safe_filename(raw: str, image_format: str | None) -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
     name = " ".join(name.split()).strip(" .")
     if not name:
-        name = f"image.{_EXTENSIONS[image_format]}" if image_format else "file"
+        name = f"image.{formats.named(image_format).extension}" if image_format else "file"
     if len(name) > MAX_FILENAME_CHARS:
         stem, dot, ext = name.rpartition(".")
         if dot and 0 < len(ext) <= 10:

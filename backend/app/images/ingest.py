@@ -5,7 +5,8 @@ The body is read chunk by chunk from the ASGI stream; nothing holds more than ab
 Everything else a body may carry is capped too (form fields and their size here, part
 headers by python-multipart), so a body made of anything but files is refused early. A
 spool that cannot be written (disk full, folder gone) is the server's problem: 503,
-never a 500.
+never a 500. Every touch of the spool folder (create, write, close, remove) runs in a
+worker thread: the event loop never waits on the disk.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
-import tempfile
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
-from urllib.parse import unquote
 
 import anyio
 from python_multipart import MultipartParser
@@ -29,10 +28,11 @@ from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import parse_options_header
 
 from app.errors import AppError, InvalidRequest, ServiceUnavailable, ValidationFailed
+from app.images.disposition import part_filename
+from app.images.errors import FileTooLarge
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
-from app.images.errors import FileTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +46,13 @@ SPOOL_PREFIX = "upload-"
 SPOOL_RETRY_AFTER = 5
 # A spool file this old belongs to no upload in progress (one killed mid-way left it).
 STALE_SPOOL_SECONDS = 3600
-_FILENAME_STAR = re.compile(rb"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
-# RFC 8187: recipients must support UTF-8 and ISO-8859-1; nothing else is decoded.
-_FILENAME_CHARSETS = {
-    "": "utf-8",
-    "utf-8": "utf-8",
-    "utf8": "utf-8",
-    "iso-8859-1": "latin-1",
-    "latin1": "latin-1",
-    "latin-1": "latin-1",
-    "us-ascii": "ascii",
-    "ascii": "ascii",
-}
 
 
 @dataclass
 class ReceivedFile:
     """One file part, spooled to `path`; `too_large` and `refused` parts keep no data
-    (in a batch, each of them gets its own error result)."""
+    (in a batch, each of them gets its own error result). The file is created on the
+    first flush after the part's headers (`_spool`), in a thread."""
 
     filename: str
     path: Path
@@ -73,17 +62,39 @@ class ReceivedFile:
     _hash: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
     _pending: bytearray = field(default_factory=bytearray, repr=False)
     _fh: IO[bytes] | None = field(default=None, repr=False)
+    _created: bool = field(default=False, repr=False)
 
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
     def discard(self) -> None:
+        """Close and remove the spool file. Blocking: from async code, `discard_async`."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self._created:  # else there is nothing, maybe not even a folder, to remove
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    async def discard_async(self) -> None:
+        """`discard` in a thread."""
+        await discard_all([self])
+
+
+async def discard_all(files: Iterable[ReceivedFile]) -> None:
+    """Remove the spool files of `files`, in one thread; finishes even when cancelled,
+    so no spool file outlives its upload."""
+    files = list(files)
+    if not files:
+        return
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_discard_each, files)
+
+
+def _discard_each(files: list[ReceivedFile]) -> None:
+    for received_file in files:
+        received_file.discard()
 
 
 @dataclass
@@ -139,13 +150,9 @@ class MultipartIngest:
             self._parser.finalize()
             await self._flush_pending(final=True)
         except BaseException:
-            self.cleanup()
+            await discard_all(self.files)
             raise
         return self.files
-
-    def cleanup(self) -> None:
-        for received_file in self.files:
-            received_file.discard()
 
     def _feed(self, chunk: bytes) -> None:
         try:
@@ -155,11 +162,13 @@ class MultipartIngest:
 
     async def _flush_pending(self, final: bool = False) -> None:
         for received_file in self.files:
-            if received_file._pending and (final or len(received_file._pending) >= SPILL_BYTES):
-                data = bytes(received_file._pending)
-                received_file._pending.clear()
+            pending, data = received_file._pending, b""
+            if pending and (final or len(pending) >= SPILL_BYTES):
+                data = bytes(pending)
+                pending.clear()
+            if data or not received_file._created:
                 try:
-                    await anyio.to_thread.run_sync(_append, received_file, data)
+                    await anyio.to_thread.run_sync(_spool, received_file, data)
                 except OSError as exc:
                     raise _spool_unavailable(exc) from exc
             if final and received_file._fh is not None:
@@ -218,18 +227,14 @@ class MultipartIngest:
             )
         refused = None
         try:
-            filename = _part_filename(disposition, options)
+            filename = part_filename(disposition, options)
         except InvalidRequest as exc:
             if self.fail_fast:
                 raise
             refused, filename = exc, options.get(b"filename", b"").decode("utf-8", "replace")
-        try:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd, path = tempfile.mkstemp(prefix=SPOOL_PREFIX, dir=self.tmp_dir)
-            os.close(fd)
-        except OSError as exc:
-            raise _spool_unavailable(exc) from exc
-        received_file = ReceivedFile(filename=filename, path=Path(path), refused=refused)
+        # Named here, created by the next flush, in a thread (see `_spool`).
+        path = self.tmp_dir / f"{SPOOL_PREFIX}{secrets.token_hex(8)}"
+        received_file = ReceivedFile(filename=filename, path=path, refused=refused)
         self.files.append(received_file)
         self._part.file = received_file
 
@@ -255,7 +260,17 @@ class MultipartIngest:
         received_file._pending += piece
 
 
-def _append(received_file: ReceivedFile, data: bytes) -> None:
+def _spool(received_file: ReceivedFile, data: bytes) -> None:
+    """Append `data` to the part's spool file, creating it (as `mkstemp` would: new,
+    owner-only) the first time. Blocking: run it in a thread."""
+    if not received_file._created:
+        received_file.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(received_file.path, flags, 0o600)
+        received_file._created = True
+        received_file._fh = os.fdopen(fd, "wb")
+    if not data:
+        return
     if received_file._fh is None:
         received_file._fh = received_file.path.open("ab")
     received_file._fh.write(data)
@@ -315,20 +330,3 @@ def _boundary(content_type: str) -> bytes:
     if media_type != b"multipart/form-data" or not boundary:
         raise _not_multipart("expected multipart/form-data")
     return boundary
-
-
-def _part_filename(disposition: bytes, options: dict[bytes, bytes]) -> str:
-    star = _FILENAME_STAR.search(disposition)
-    if star and b"'" in star.group(1):
-        charset, _, rest = star.group(1).strip().strip(b'"').partition(b"'")
-        _, _, encoded = rest.partition(b"'")
-        codec = _FILENAME_CHARSETS.get(charset.decode("latin-1").strip().lower())
-        if codec is None:
-            raise InvalidRequest(
-                "filename* names a charset other than UTF-8 or ISO-8859-1",
-                details={"charsets": ["UTF-8", "ISO-8859-1"]},
-            )
-        return unquote(encoded.decode("ascii", "replace"), encoding=codec, errors="replace")
-    name = options.get(b"filename", b"").decode("utf-8", "replace")
-    # Browsers (WHATWG form encoding) escape exactly these three characters in filenames.
-    return name.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")

@@ -31,7 +31,6 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -44,13 +43,12 @@ from app.images.cache import (
     SingleFlight,
 )
 from app.infra.breaker import Breaker
+from app.infra.metrics import CACHE_DOWN
 from app.infra.probe import Probe, probe
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
 VERSION = "v1"
-
-CACHE_DOWN = Gauge("chitram_cache_down", "1 while the Redis metadata cache is bypassed")
 
 # KEYS: value key, invalidation counter. ARGV: counter value read before loading, value,
 # TTL in seconds. Stores only when no invalidation happened since the read.
@@ -85,16 +83,14 @@ def decode(raw: bytes | str) -> CachedImage | None:
 class RedisCache:
     def __init__(
         self,
-        url: str,
+        redis: Redis,
         prefix: str,
         *,
         ttl: float = 300.0,
         negative_ttl: float = 5.0,
         near_ttl: float = 10.0,
     ) -> None:
-        self.redis = Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
-        )
+        self.redis = redis  # the process's client: its owner closes it
         self.prefix = f"{prefix}:image:{VERSION}"
         self.ttl = max(1, round(ttl))
         self.negative_ttl = max(1, round(negative_ttl))
@@ -105,7 +101,7 @@ class RedisCache:
         self._redeliver: asyncio.Task[None] | None = None
         self.channel = f"{self.prefix}:invalidations"
         self.near_ttl = near_ttl
-        self.near = LocalEntries()
+        self.near = LocalEntries()  # a process-wide cache: ADR 0018 lists them all
         self._subscribed = False  # the near cache is trusted only while this is true
         self._subscribed_since = 0.0
         self._listener: asyncio.Task[None] | None = None
@@ -132,7 +128,7 @@ class RedisCache:
                 self._subscribed = False
                 self.near.clear()
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(1.0)
 
     def _keys(self, image_id: uuid.UUID) -> tuple[str, str]:
@@ -227,4 +223,3 @@ class RedisCache:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self.redis.aclose()

@@ -26,16 +26,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.images.cache import RECORD_COLUMNS, CachedImage, record_of
 from app.models import Blob, IdempotencyRecord, Image, Thumbnail, ThumbnailStatus
 from app.models.base import utcnow
 
 # ---- reads ------------------------------------------------------------------------------
 
 
-async def get_image(
-    session: AsyncSession, image_id: uuid.UUID
-) -> tuple[Image, list[Thumbnail]] | None:
-    """The image and its blob's thumbnail rows (none until made), in one query."""
+async def get_image(session: AsyncSession, image_id: uuid.UUID) -> CachedImage | None:
+    """The image with its blob's thumbnails (none until made), in one query."""
     result = await session.execute(
         select(Image, Thumbnail)
         .outerjoin(Thumbnail, Thumbnail.blob_sha256 == Image.blob_sha256)
@@ -44,7 +43,7 @@ async def get_image(
     rows = result.all()
     if not rows:
         return None
-    return rows[0][0], [thumbnail for _, thumbnail in rows if thumbnail is not None]
+    return record_of(rows[0][0], [thumbnail for _, thumbnail in rows if thumbnail is not None])
 
 
 async def list_images(
@@ -52,7 +51,7 @@ async def list_images(
     owner_id: uuid.UUID,
     before: tuple[datetime, uuid.UUID] | None,
     limit: int,
-) -> list[tuple[Image, list[Thumbnail]]]:
+) -> list[CachedImage]:
     """The owner's images, newest first (ties by id), after the keyset `before`."""
     query = select(Image).where(Image.owner_id == owner_id)
     if before is not None:
@@ -74,7 +73,7 @@ async def list_images(
         found = await session.execute(select(Thumbnail).where(Thumbnail.blob_sha256.in_(blobs)))
         for thumbnail in found.scalars():
             thumbnails.setdefault(thumbnail.blob_sha256, []).append(thumbnail)
-    return [(image, thumbnails.get(image.blob_sha256, [])) for image in images]
+    return [record_of(image, thumbnails.get(image.blob_sha256, [])) for image in images]
 
 
 async def is_owner(session: AsyncSession, image_id: uuid.UUID, user_id: uuid.UUID) -> bool:
@@ -172,10 +171,20 @@ def delete_blob(connection: Connection, sha256: str) -> None:
     connection.execute(delete(Blob).where(Blob.sha256 == sha256))
 
 
-def insert_image(connection: Connection, image: Image) -> None:
+def insert_image(
+    connection: Connection, image: CachedImage, owner_id: uuid.UUID | None, token_hash: str | None
+) -> None:
     """Insert a new row with one Core statement (no unit-of-work flush on the hot path)."""
-    values = {column.key: getattr(image, column.key) for column in Image.__table__.columns}
-    connection.execute(insert(Image).values(**values))
+    connection.execute(
+        insert(Image).values(
+            **{name: getattr(image, name) for name in RECORD_COLUMNS},
+            blob_sha256=image.sha256,
+            owner_id=owner_id,
+            delete_token_hash=token_hash,
+            thumbnail_attempts=0,
+            thumbnail_updated_at=image.created_at,
+        )
+    )
 
 
 def blob_of(connection: Connection, image_id: uuid.UUID) -> str | None:

@@ -12,16 +12,21 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.auth.dependencies import PrincipalDep, SignedInDep
-from app.auth.principal import Principal
-from app.http.deps import BaseUrlDep, ImageServiceDep, request_base_url, resources_of
-from app.http.net import client_address
+from app.http import routes
+from app.http.deps import (
+    BaseUrlDep,
+    ImageServiceDep,
+    UploadServiceDep,
+    request_base_url,
+    resources_of,
+)
 from app.http.openapi import OPTIONAL_AUTH, errors
 from app.images import serving
+from app.images.requests import upload_request
 from app.images.schemas import BatchResponse, ImageList, ImageRead, ImageUploaded, ThumbnailSize
-from app.images.service import UploadRequest
 from app.images.serving import ServedObject
 
-router = APIRouter(prefix="/api/v1/images", tags=["images"])
+router = APIRouter(tags=["images"])
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -50,25 +55,8 @@ def _multipart(field: str, many: bool) -> dict[str, Any]:
     }
 
 
-def upload_request(
-    request: Request, caller: Principal, base: str, idempotency_key: str | None = None
-) -> UploadRequest:
-    """What the image service needs of an upload request (the web UI's uploads too)."""
-    length = request.headers.get("content-length")
-    return UploadRequest(
-        body=request.stream(),
-        content_type=request.headers.get("content-type", ""),
-        content_length=int(length) if length and length.isdigit() else None,
-        caller=caller,
-        base_url=base,
-        request_id=request.state.request_id,
-        idempotency_key=idempotency_key,
-        client=client_address(request.scope, resources_of(request).settings),
-    )
-
-
 @router.post(
-    "/upload",
+    routes.IMAGES_UPLOAD,
     status_code=status.HTTP_201_CREATED,
     response_model=ImageUploaded,
     response_model_exclude_none=False,
@@ -77,7 +65,7 @@ def upload_request(
 )
 async def upload_image(
     request: Request,
-    service: ImageServiceDep,
+    service: UploadServiceDep,
     caller: PrincipalDep,
     base: BaseUrlDep,
     idempotency_key: Annotated[
@@ -99,13 +87,13 @@ async def upload_image(
 
 
 @router.post(
-    "/batch",
+    routes.IMAGES_BATCH,
     response_model=BatchResponse,
     responses=errors(400, 401, 408, 413, 422, 429),
     openapi_extra={**_multipart("files", many=True), **OPTIONAL_AUTH},
 )
 async def upload_batch(
-    request: Request, service: ImageServiceDep, caller: PrincipalDep, base: BaseUrlDep
+    request: Request, service: UploadServiceDep, caller: PrincipalDep, base: BaseUrlDep
 ) -> BatchResponse:
     """Upload several images (repeated field `files`); each gets its own result, and
     each counts as one upload against the rate limit."""
@@ -116,7 +104,7 @@ async def upload_batch(
     )
 
 
-@router.get("", response_model=ImageList, responses=errors(400, 401, 422, 429))
+@router.get(routes.IMAGES, response_model=ImageList, responses=errors(400, 401, 422, 429))
 async def list_images(
     service: ImageServiceDep,
     caller: SignedInDep,
@@ -128,15 +116,15 @@ async def list_images(
     return await service.list_images(caller, limit, cursor, base)
 
 
-@router.get("/{image_id:image_id}", response_model=ImageRead, responses=errors(404, 422))
+@router.get(routes.IMAGE, response_model=ImageRead, responses=errors(404, 422))
 async def get_image(image_id: uuid.UUID, request: Request) -> Response:
     """An image's metadata; `X-Cache` says whether the cache answered."""
     # The hot read paths resolve no dependencies: each one costs tens of microseconds.
-    service = resources_of(request).images
-    image, cache_result = await service.get(image_id)
+    resources = resources_of(request)
+    image, cache_result = await resources.images.get(image_id)
     # Serialised here, once: the schema already validated it (FastAPI would do it again).
     return Response(
-        service.read_json(image, request_base_url(request)),
+        resources.presenter.read_json(image, request_base_url(request)),
         media_type="application/json",
         headers={"X-Cache": cache_result},
     )
@@ -176,12 +164,12 @@ async def _serve(request: Request, obj: ServedObject, *, download: bool = False)
         head=request.method == "HEAD",
         download=download,
         storage=resources.storage,
-        cache=resources.images.object_cache,
+        cache=resources.object_cache,
         small_file_bytes=resources.settings.small_file_bytes,
     )
 
 
-@_bytes_route("/{image_id}/file", "image_file", "image/*", "The image bytes")
+@_bytes_route(routes.IMAGE_FILE, "image_file", "image/*", "The image bytes")
 async def get_image_file(
     image_id: uuid.UUID,
     request: Request,
@@ -192,7 +180,7 @@ async def get_image_file(
     return await _serve(request, served, download=download)
 
 
-@_bytes_route("/{image_id}/thumbnail", "image_thumbnail", "image/webp", "The thumbnail (WebP)")
+@_bytes_route(routes.IMAGE_THUMBNAIL, "image_thumbnail", "image/webp", "The thumbnail (WebP)")
 async def get_image_thumbnail(
     image_id: uuid.UUID,
     request: Request,
@@ -204,7 +192,7 @@ async def get_image_thumbnail(
 
 
 @router.delete(
-    "/{image_id:image_id}",
+    routes.IMAGE,
     status_code=status.HTTP_204_NO_CONTENT,
     responses=errors(403, 404, 422),
     openapi_extra=OPTIONAL_AUTH,

@@ -34,6 +34,7 @@ class ServedObject:
     modified_at: datetime
 
 
+# A process-wide cache: docs/adr/0018-unit-of-work.md lists them all, and why.
 class ObjectCache:
     """A bounded LRU of small objects' bytes. Objects are immutable and content-addressed,
     so an entry can never be stale; deleted images are refused before the cache is asked."""
@@ -111,6 +112,7 @@ def _conditional(headers: Headers) -> bool:
     return any(name in headers for name in ("range", "if-none-match", "if-modified-since"))
 
 
+# A process-wide cache: docs/adr/0018-unit-of-work.md lists them all, and why.
 @functools.lru_cache(maxsize=4096)
 def _encoded_headers_of(obj: ServedObject, download: bool) -> tuple[tuple[bytes, bytes], ...]:
     return tuple(
@@ -123,6 +125,7 @@ def _base_headers(obj: ServedObject, download: bool) -> dict[str, str]:
     return dict(_headers_of(obj, download))
 
 
+# A process-wide cache: docs/adr/0018-unit-of-work.md lists them all, and why.
 @functools.lru_cache(maxsize=4096)
 def _headers_of(obj: ServedObject, download: bool) -> dict[str, str]:
     # Pure function of an immutable object: computed once per hot image, copied per response.

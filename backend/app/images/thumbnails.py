@@ -6,7 +6,7 @@ The pipeline, cheapest path first:
 2. JPEG: ask libjpeg for the smallest DCT scale (1/8 .. 1/1) that still covers the
    large thumbnail, so a 12 MP photo is decoded at 1/4 size, never in full;
 3. normalise awkward modes (1-bit, palette with transparency, LA, CMYK, 16-bit, I, F)
-   to RGB or RGBA, so alpha survives and nothing is clipped to white;
+   to RGB or RGBA, so alpha survives and nothing is clipped to white (`pixels`);
 4. resize to the large size, convert its colours to sRGB when the file carries an ICC
    profile (after the resize: 30x fewer pixels to transform), apply the orientation;
 5. derive medium from large and small from medium, and encode each as WebP with no
@@ -31,15 +31,18 @@ from io import BytesIO
 from pathlib import Path
 from typing import cast
 
-from PIL import Image, ImageCms, ImageMath
+from PIL import Image
 
-from app.images import apng
-from app.images import metadata as container
+from app.images import containers, formats
+from app.images.containers.gif import Gif
+from app.images.containers.png import Png
+from app.images.containers.webp import VP8X_ALPHA
 from app.images.errors import InvalidFileFormat
-from app.images.processing import align_bomb_guard
+from app.images.pixels import normal_mode, to_srgb
+from app.images.validation import align_bomb_guard
 
 THUMBNAIL_SIZES: dict[str, int] = {"large": 800, "medium": 300, "small": 150}
-CONTENT_TYPE = "image/webp"
+CONTENT_TYPE = formats.WEBP.mime_type
 WEBP_QUALITY = 80
 # libwebp's effort, 0 (fast) .. 6 (small). 4 is its default; 2 costs a third less CPU for
 # files a few percent larger, which is the better trade for thumbnails made at upload.
@@ -57,8 +60,6 @@ ANIMATION_PIXEL_BUDGET = 24_000_000
 ANIMATION_DECODE_BUDGET = 150_000_000  # ~70 frames of 1080p
 ANIMATION_MAX_CANVAS = 4096 * 2160
 
-_PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
-_VP8X_ALPHA = 0x10
 _MAX_LOOPS = 65_535  # WebP's loop count is 16 bits (an APNG's is 32): beyond, forever
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {
@@ -70,7 +71,6 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,22 +102,23 @@ def make_thumbnails(
     bomb guard is raised to it when lower, so that no accepted image is refused here."""
     if max_pixels is not None:
         align_bomb_guard(max_pixels)
-    formats = [_PIL_FORMATS[name] for name in allowed_formats if name in _PIL_FORMATS]
+    pillow_names = [fmt.pillow for fmt in formats.FORMATS if fmt.name in allowed_formats]
     try:
         data = source if isinstance(source, bytes) else source.read_bytes()
-        if data.startswith((b"GIF87a", b"GIF89a")):
-            data = container.gif_first_stream(data)
-        with Image.open(BytesIO(data), formats=formats) as image:
+        gif = Gif(data) if formats.GIF.matches(data) else None  # its one walk
+        if gif is not None:
+            data = gif.first_stream()
+        with Image.open(BytesIO(data), formats=pillow_names) as image:
             shown = _shown_frames(image, data)
             try:
-                return _make(image, shown, data)
+                return _make(image, shown, data, gif)
             except (OSError, ValueError, SyntaxError):
                 if len(shown) == 1:
                     raise
         # A later frame is damaged (validation decodes only a GIF's or WebP's first
         # frame): browsers show the frames that decode, we show the first one.
-        with Image.open(BytesIO(data), formats=formats) as image:
-            return _make(image, range(shown.start, shown.start + 1), data)
+        with Image.open(BytesIO(data), formats=pillow_names) as image:
+            return _make(image, range(shown.start, shown.start + 1), data, gif)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ThumbnailError(f"cannot make thumbnails: {exc}") from exc
     except InvalidFileFormat as exc:  # our walkers refuse what they cannot read
@@ -126,18 +127,19 @@ def make_thumbnails(
 
 def _shown_frames(image: Image.Image, data: bytes) -> range:
     """The indexes, in Pillow's numbering, of the frames a browser shows."""
-    if image.format == "PNG":
-        animation = apng.read_animation(data, container.png_chunks(data))
+    fmt = formats.by_pillow_name(str(image.format))
+    if fmt is formats.PNG:
+        animation = Png(data).animation()
         if animation is None:
             return range(1)  # a still image, or an unusable acTL: the default image
         first = 1 if animation.hidden_default else 0
         return range(first, first + animation.frames)
-    if image.format in ("GIF", "WEBP"):
+    if fmt in (formats.GIF, formats.WEBP):
         return range(int(getattr(image, "n_frames", 1)))
     return range(1)  # JPEG; an MPO's further pictures are not shown
 
 
-def _make(image: Image.Image, shown: range, data: bytes) -> list[Thumbnail]:
+def _make(image: Image.Image, shown: range, data: bytes, gif: Gif | None) -> list[Thumbnail]:
     orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     icc = image.info.get("icc_profile")
     large_box = THUMBNAIL_SIZES["large"]
@@ -148,10 +150,12 @@ def _make(image: Image.Image, shown: range, data: bytes) -> list[Thumbnail]:
         return _encode_all(frames, durations, loop=loop if 0 <= loop <= _MAX_LOOPS else 0)
     if shown.start:
         image.seek(shown.start)
-    if image.format == "JPEG":
+    fmt = formats.by_pillow_name(str(image.format))
+    if fmt is formats.JPEG:
         image.draft("RGB", target)  # the smallest DCT scale that still covers `target`
-    if image.format in ("GIF", "WEBP"):
-        large = _first_frame_alone(image, data, target)
+    if fmt in (formats.GIF, formats.WEBP):
+        walked = gif if gif is not None else containers.parse(data, formats.WEBP)
+        large = _first_frame_alone(image, walked, target)
     else:
         large = _resize(normal_mode(image), target)
     return _encode_all([_finish(large, icc, orientation)], None, loop=0)
@@ -183,13 +187,12 @@ def _animated_large(
     return frames, durations
 
 
-def _first_frame_alone(image: Image.Image, data: bytes, target: tuple[int, int]) -> Image.Image:
+def _first_frame_alone(
+    image: Image.Image, walked: containers.Container, target: tuple[int, int]
+) -> Image.Image:
     """The first frame of a GIF or animated WebP at `target` size, decoding only the
     frame's own pixels: the canvas around it is transparent, as in browsers."""
-    if image.format == "GIF":
-        found: tuple[bytes, tuple[int, int, int, int]] | None = container.gif_first_frame(data)
-    else:
-        found = container.webp_first_frame(data)
+    found = walked.first_frame()
     canvas_width, canvas_height = image.size
     if found is None or found[1] == (0, 0, canvas_width, canvas_height):
         return _resize(normal_mode(image), target)
@@ -204,58 +207,6 @@ def _first_frame_alone(image: Image.Image, data: bytes, target: tuple[int, int])
     return canvas
 
 
-def normal_mode(image: Image.Image) -> Image.Image:
-    """RGB, RGBA, L or CMYK: the modes that resize well and convert to WebP correctly."""
-    mode = image.mode
-    key = image.info.get("transparency") if mode in ("1", "L", "RGB", "I", "I;16") else None
-    if key is not None:
-        return _keyed(image, key)
-    if mode in ("RGB", "RGBA", "L", "CMYK"):
-        return image
-    if mode == "1":
-        return image.convert("L")
-    if mode in ("LA", "La", "PA", "RGBa"):
-        return image.convert("RGBA")
-    if mode == "P":
-        return image.convert("RGBA" if image.has_transparency_data else "RGB")
-    if mode.startswith("I;16"):
-        return _scale_to_8bit(image.convert("I"), 0, 65535)
-    if mode in ("I", "F"):
-        low, high = cast(tuple[float, float], image.getextrema())  # one band: (min, max)
-        if low >= 0 and high <= (1.0 if mode == "F" else 255):
-            return _scale_to_8bit(image, 0, 1.0 if mode == "F" else 255)
-        if mode == "I" and low >= 0 and high <= 65535:
-            return _scale_to_8bit(image, 0, 65535)  # 16-bit samples (PNG, TIFF-like)
-        return _scale_to_8bit(image, low, high)
-    return image.convert("RGBA" if image.has_transparency_data else "RGB")
-
-
-def _keyed(image: Image.Image, key: object) -> Image.Image:
-    """An image with a colour key (PNG `tRNS` for grey or RGB) as RGBA, the key transparent."""
-    if image.mode in ("I", "I;16"):
-        if not isinstance(key, int):
-            return normal_mode(_without_key(image.copy()))  # a malformed key: ignore it
-        wide = image.convert("I")
-        mask = ImageMath.lambda_eval(lambda args: (args["im"] != key) * 255, im=wide)
-        assert isinstance(mask, Image.Image)
-        grey = normal_mode(_without_key(wide))
-        result = grey.convert("RGBA")
-        result.putalpha(mask.convert("L"))
-        return result
-    return image.convert("RGBA")  # Pillow applies an 8-bit grey or RGB key when converting
-
-
-def _without_key(image: Image.Image) -> Image.Image:
-    image.info.pop("transparency", None)
-    return image
-
-
-def _scale_to_8bit(image: Image.Image, low: float, high: float) -> Image.Image:
-    """Map [low, high] linearly onto 0..255 (16-bit data is not clipped to white)."""
-    span = float(high - low) or 1.0
-    return image.point(lambda value: (value - low) * (255 / span)).convert("L")
-
-
 def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     if image.size == size:
         return image.copy()  # never the open file itself: it may be a frame of many
@@ -266,31 +217,11 @@ def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 def _finish(image: Image.Image, icc: bytes | None, orientation: int) -> Image.Image:
     """sRGB colours in RGB or RGBA, displayed the right way up."""
-    image = _to_srgb(image, icc)
+    image = to_srgb(image, icc)
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGB")
     method = _TRANSPOSE.get(orientation)
     return image.transpose(method) if method is not None else image
-
-
-def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
-    if not icc or image.mode not in ("RGB", "RGBA", "L", "CMYK"):
-        return image
-    alpha = image.getchannel("A") if image.mode == "RGBA" else None
-    try:
-        source = ImageCms.ImageCmsProfile(BytesIO(icc))
-        converted = ImageCms.profileToProfile(
-            image.convert("RGB") if alpha is not None else image,
-            source,
-            _SRGB,
-            outputMode="RGB",
-        )
-    except (ImageCms.PyCMSError, OSError, ValueError):
-        return image  # a broken or mismatched profile: keep the numbers as they are
-    assert converted is not None
-    if alpha is not None:
-        converted.putalpha(alpha)
-    return converted
 
 
 def _encode_all(
@@ -320,13 +251,13 @@ def _webp(frames: list[Image.Image], durations: list[int] | None, loop: int) -> 
             "loop": loop,
         }
     # No exif=, xmp= or icc_profile=: Pillow writes none of them unless asked.
-    frames[0].save(out, "WEBP", **options)
+    frames[0].save(out, formats.WEBP.pillow, **options)
     data = out.getvalue()
     if len(frames) > 1 and data[12:16] == b"VP8X" and any(_see_through(f) for f in frames):
         # libwebp's animation encoder crops each frame to what is not transparent and may
         # then write no alpha at all, nor the VP8X alpha flag: decoders (Pillow, browsers)
         # would show the transparent canvas black. The flag says the canvas has alpha.
-        data = data[:20] + bytes((data[20] | _VP8X_ALPHA,)) + data[21:]
+        data = data[:20] + bytes((data[20] | VP8X_ALPHA,)) + data[21:]
     return data
 
 

@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
-PRELOAD = ["app.images.processing"]
+PRELOAD = ["app.images.validation"]
 
 
 class WorkerCrashed(Exception):

@@ -17,8 +17,6 @@ from prometheus_client import (
     generate_latest,
 )
 
-from app.jobs.outcomes import Outcome
-
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created only doubles Prometheus
 
 # Requests by route template (never a raw id: unknown paths are "<unmatched>").
@@ -47,9 +45,8 @@ DATABASE_ERRORS = Counter(
 )
 DATABASE_ERRORS.inc(0)
 
+# Labelled by `app.jobs.outcomes.Outcome`, which exports every outcome from the start.
 THUMBNAIL_JOBS = Counter("chitram_thumbnail_jobs", "Thumbnail job attempts by outcome", ["result"])
-for _outcome in Outcome:  # every outcome is exported from the start, at zero
-    THUMBNAIL_JOBS.labels(result=_outcome.value)
 THUMBNAIL_JOB_SECONDS = Histogram(
     "chitram_thumbnail_job_duration_seconds",
     "Time one thumbnail job attempt took, from claim to outcome",
@@ -59,12 +56,27 @@ THUMBNAIL_QUEUE_DEPTH = Gauge(
     "chitram_thumbnail_queue_depth", "Thumbnail jobs waiting to run (queued or deferred)"
 )
 
+# Redis-backed helpers that fall back to this process while Redis is down (app.infra.breaker).
+CACHE_DOWN = Gauge("chitram_cache_down", "1 while the Redis metadata cache is bypassed")
+RATE_LIMITED = Counter("chitram_rate_limited", "Requests refused by a rate limit", ["limit"])
+LIMITER_FALLBACK = Gauge(
+    "chitram_rate_limit_fallback", "1 while limits are counted in this process (Redis down)"
+)
+# Reads routed by app.infra.replicas, and each replica's state.
+DATABASE_READS = Counter("chitram_database_reads_total", "Reads routed by ReadRouter", ["target"])
+REPLICA_UP = Gauge("chitram_replica_usable", "1 while the replica takes reads", ["replica"])
+
 __all__ = [
+    "CACHE_DOWN",
     "CACHE_REQUESTS",
     "CONTENT_TYPE_LATEST",
     "DATABASE_ERRORS",
+    "DATABASE_READS",
     "HTTP_REQUESTS",
     "HTTP_SECONDS",
+    "LIMITER_FALLBACK",
+    "RATE_LIMITED",
+    "REPLICA_UP",
     "STORAGE_ERRORS",
     "THUMBNAIL_JOBS",
     "THUMBNAIL_JOB_SECONDS",

@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
@@ -42,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.errors import ServiceUnavailable
 from app.infra.db import Database
+from app.infra.metrics import DATABASE_READS, REPLICA_UP
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,9 +50,6 @@ REDIS_TIMEOUT = 0.25
 POLL_INTERVAL = 0.2
 # A replica whose last answer is older than this is treated as down.
 POLL_STALE_AFTER = 2.0
-
-DATABASE_READS = Counter("chitram_database_reads_total", "Reads routed by ReadRouter", ["target"])
-REPLICA_UP = Gauge("chitram_replica_usable", "1 while the replica takes reads", ["replica"])
 
 
 def parse_lsn(value: str) -> int:
@@ -131,7 +128,7 @@ class ReadRouter(Reads):
         self,
         database: Database,
         replica_urls: Sequence[str],
-        redis_url: str,
+        redis: Redis,
         prefix: str,
         *,
         max_lag: float,
@@ -142,9 +139,7 @@ class ReadRouter(Reads):
         for index, url in enumerate(replica_urls):
             replica = Database(url, connect_timeout=REPLICA_CONNECT_TIMEOUT)
             self.replicas.append(Replica(f"replica-{index}", replica))
-        self.redis = Redis.from_url(
-            redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
-        )
+        self.redis = redis  # the process's client: its owner closes it
         self.prefix = f"{prefix}:rw:v1"
         self.marker_ttl = max(1, round(2 * max_lag))
         self._primary = _PrimarySamples(max_lag)
@@ -292,7 +287,6 @@ class ReadRouter(Reads):
                 await self._poller
         for replica in self.replicas:
             await replica.database.dispose()
-        await self.redis.aclose()
 
 
 def changes_seen_by_reads(
@@ -308,15 +302,15 @@ def changes_seen_by_reads(
     return changed
 
 
-def build_reads(settings: Settings, database: Database) -> Reads:
-    """A router over `DATABASE_READ_URLS`, or the primary alone."""
+def build_reads(settings: Settings, database: Database, redis: Redis | None) -> Reads:
+    """A router over `DATABASE_READ_URLS` (its markers in `redis`), or the primary alone."""
     if not settings.database_read_urls:
         return Reads(database)
-    assert settings.redis_url is not None  # Settings refuses replicas without Redis
+    assert redis is not None  # Settings refuses replicas without Redis
     return ReadRouter(
         database,
         settings.database_read_urls,
-        settings.redis_url,
+        redis,
         settings.redis_prefix,
         max_lag=settings.replica_max_lag_seconds,
     )

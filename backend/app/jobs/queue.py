@@ -14,6 +14,7 @@ import uuid
 from typing import Any, Protocol
 
 from arq.connections import ArqRedis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.config import Settings
@@ -24,7 +25,6 @@ from app.jobs.thumbnails import ThumbnailJobs
 
 log = logging.getLogger(__name__)
 JOB_FUNCTION = "make_thumbnails"
-REDIS_TIMEOUT = 2.0
 
 
 class JobQueue(Protocol):
@@ -131,25 +131,12 @@ class LocalQueue:
         self._tasks, self._timers = [], {}
 
 
-def redis_client(settings: Settings) -> ArqRedis:
-    """A lazily connecting client with bounded timeouts: Redis being down never blocks
-    start-up or a request for longer than `REDIS_TIMEOUT`."""
-    assert settings.redis_url is not None
-    client: ArqRedis = ArqRedis.from_url(
-        settings.redis_url,
-        socket_timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_TIMEOUT,
-        health_check_interval=30,
-    )
-    return client
-
-
 class ArqQueue:
     """Sends jobs to `chitram worker` processes through arq's Redis queue."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
-        self.redis = redis_client(settings)
+        self.redis = arq_client(redis)
 
     async def start(self) -> None:
         return None
@@ -167,7 +154,12 @@ class ArqQueue:
         return await probe(self.redis.ping)
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        return None  # the connection pool is the process's: its owner closes it
+
+
+def arq_client(redis: Redis) -> ArqRedis:
+    """arq's client over `redis`'s connection pool (and so over its timeouts)."""
+    return ArqRedis(redis.connection_pool)
 
 
 async def enqueue(
@@ -195,7 +187,10 @@ async def enqueue(
         )
 
 
-def build_queue(settings: Settings, jobs: ThumbnailJobs, runners: int) -> JobQueue:
-    if settings.redis_url:
-        return ArqQueue(settings)
+def build_queue(
+    settings: Settings, jobs: ThumbnailJobs, runners: int, redis: Redis | None
+) -> JobQueue:
+    """arq over `redis` when there is one, else `runners` tasks in this process."""
+    if redis is not None:
+        return ArqQueue(settings, redis)
     return LocalQueue(settings, jobs, runners)

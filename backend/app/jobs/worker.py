@@ -18,19 +18,15 @@ from typing import Any
 
 from arq import Retry, Worker, cron, func
 from prometheus_client import start_http_server
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app import wiring
 from app.config import Settings
-from app.http.lifespan import build_metadata_cache
 from app.infra import tracing
-from app.infra.cpu import CpuPool
-from app.infra.db import Database
-from app.infra.replicas import build_reads, changes_seen_by_reads
 from app.jobs.outcomes import Outcome
-from app.jobs.queue import JOB_FUNCTION, enqueue, redis_client
+from app.jobs.queue import JOB_FUNCTION, arq_client, enqueue
 from app.jobs.thumbnails import ThumbnailJobs
-from app.storage.factory import build_storage
-from app.storage.instrumented import InstrumentedStorage
 
 log = logging.getLogger(__name__)
 RESTART_DELAY = 2.0
@@ -65,8 +61,12 @@ def _sweep_schedule(interval: int) -> dict[str, set[int]]:
     return {"second": {0}, "minute": set(range(0, 60, max(1, interval // 60)))}
 
 
-def build_worker(settings: Settings, jobs: ThumbnailJobs, *, burst: bool = False) -> Worker:
-    """An arq worker for `settings.queue_name`; `burst` stops it once the queue is empty."""
+def build_worker(
+    settings: Settings, jobs: ThumbnailJobs, redis: Redis, *, burst: bool = False
+) -> Worker:
+    """An arq worker for `settings.queue_name` over `redis`'s connection pool (which its
+    `close` disconnects: the pool connects again when next used); `burst` stops it once
+    the queue is empty."""
     return Worker(
         functions=[
             # arq's own try limit only backs up ours, which the database counts.
@@ -81,7 +81,7 @@ def build_worker(settings: Settings, jobs: ThumbnailJobs, *, burst: bool = False
                 **_sweep_schedule(settings.thumbnail_sweep_interval_seconds),  # type: ignore[arg-type]
             )
         ],
-        redis_pool=redis_client(settings),
+        redis_pool=arq_client(redis),
         queue_name=settings.queue_name,
         ctx={"jobs": jobs},
         max_jobs=jobs.cpu.workers * 4,  # the pool stays busy while other jobs do I/O
@@ -106,21 +106,14 @@ async def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int
         except OSError as exc:
             log.warning("worker metrics not served", extra={"error": repr(exc)})
     tracing.setup(settings, "chitram-worker")  # before the engines, so SQL is traced
-    database = Database(settings.resolved_database_url)
-    storage = InstrumentedStorage(await build_storage(settings))
-    cpu = CpuPool()
-    await cpu.start()
-    # Rows the worker marks ready must leave the API's metadata cache.
-    cache = build_metadata_cache(settings)
-    # ... and the read-your-writes markers of app.infra.replicas (only written here, not polled).
-    reads = build_reads(settings, database)
-    jobs = ThumbnailJobs(
-        settings, database, storage, cpu, changed=changes_seen_by_reads(reads, cache.invalidate)
-    )
+    # The cache and the read router are only written to here: invalidations and markers
+    # of the rows jobs change, never followed or polled.
+    resources = await wiring.open_job_resources(settings, redis_timeout=wiring.WORKER_REDIS_TIMEOUT)
+    assert resources.redis is not None  # REDIS_URL is set
     log.info("worker started", extra={"queue": settings.queue_name, "pid": os.getpid()})
     try:
         while True:
-            worker = build_worker(settings, jobs)
+            worker = build_worker(settings, resources.jobs, resources.redis)
             try:
                 await worker.async_run()
                 return 0
@@ -132,11 +125,7 @@ async def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int
             finally:
                 await _close_quietly(worker)
     finally:
-        cpu.close()
-        await cache.close()
-        await reads.close()
-        await storage.close()
-        await database.dispose()
+        await wiring.close_resources(resources)
 
 
 async def _close_quietly(worker: Worker) -> None:

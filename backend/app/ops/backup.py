@@ -36,8 +36,7 @@ from app.models.base import UTCDateTime, utcnow
 from app.models.blob import object_key
 from app.storage import Storage
 from app.storage.base import ObjectNotFound
-from app.storage.factory import build_storage
-from app.storage.instrumented import InstrumentedStorage
+from app.wiring import open_storage
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -94,7 +93,7 @@ def _decoder(table: Table) -> Callable[[dict[str, Any]], dict[str, Any]]:
 
 async def backup(settings: Settings, target: Path) -> BackupReport:
     """Write a backup of this instance to `target` (replaced atomically when done)."""
-    storage = InstrumentedStorage(await build_storage(settings))
+    storage = await open_storage(settings)
     engine = create_async_engine(settings.resolved_database_url)
     partial = target.with_name(target.name + ".partial")
     try:
@@ -195,7 +194,7 @@ async def restore(settings: Settings, source: Path, *, force: bool = False) -> B
     with tarfile.open(source, "r:") as archive:
         manifest = _read_manifest(archive)
         database = Database(settings.resolved_database_url)
-        storage = InstrumentedStorage(await build_storage(settings))
+        storage = await open_storage(settings)
         try:
             async with database.engine.connect() as connection:
                 revision = await _revision(connection)

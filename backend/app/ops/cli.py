@@ -92,8 +92,8 @@ def migrate(settings: Settings) -> None:
 
 
 async def _reconcile(settings: Settings, *, dry_run: bool) -> int:
-    from app.http.lifespan import close_resources, open_resources
     from app.ops.reconcile import reconcile
+    from app.wiring import close_resources, open_resources
 
     resources = await open_resources(settings)
     try:

@@ -11,14 +11,14 @@ from datetime import datetime, timedelta
 import anyio
 from sqlalchemy import Connection
 
-from app.auth import repository as auth_repository
-from app.http.lifespan import Resources
+from app.auth import quotas
 from app.images import repository
 from app.images.ingest import clear_stale_spool
 from app.infra.db import RunAsync
 from app.models.base import utcnow
 from app.models.blob import object_key
 from app.models.thumbnail import thumbnail_key
+from app.wiring import Resources
 
 log = logging.getLogger(__name__)
 ORIGINALS = "originals/"
@@ -84,7 +84,7 @@ async def reconcile(resources: Resources, *, dry_run: bool) -> ReconcileReport:
                 await _remove_unreferenced_blob(resources, sha256)
     await _reconcile_thumbnails(resources, report, grace_start)
     for image_id in (*report.images_removed, *report.thumbnails_requeued):
-        await resources.images.cache.invalidate(uuid.UUID(image_id))  # a shared cache
+        await resources.cache.invalidate(uuid.UUID(image_id))  # a shared cache
     report.stale_spool_files = await anyio.to_thread.run_sync(
         functools.partial(clear_stale_spool, resources.settings.tmp_dir, dry_run=dry_run)
     )
@@ -98,7 +98,8 @@ async def reconcile(resources: Resources, *, dry_run: bool) -> ReconcileReport:
 
 async def _remove_object_if_unclaimed(resources: Resources, sha256: str, key: str) -> None:
     if key == object_key(sha256):
-        # An upload may claim these bytes again while we remove them: see ImageService.
+        # An upload may claim these bytes again while we remove them: see
+        # ImageService.remove_unclaimed_objects.
         removed = await resources.images.remove_unclaimed_objects(sha256, [key])
     else:  # not a name we would write: nothing can claim it
         await resources.storage.delete(key)
@@ -115,7 +116,7 @@ async def _drop_rows_of_missing_object(resources: Resources, sha256: str) -> lis
         removed = repository.delete_images_of_blob(connection, sha256)
         for _, owner_id, size in removed:
             if owner_id is not None:  # the bytes are gone: they no longer count
-                auth_repository.refund_storage(connection, owner_id, size)
+                quotas.refund(connection, owner_id, size)
         repository.delete_blob(connection, sha256)
         return [str(image_id) for image_id, _, _ in removed]
 

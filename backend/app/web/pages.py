@@ -8,9 +8,9 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.auth.credentials import SESSION_COOKIE
 from app.auth.errors import SessionEnded
 from app.auth.principal import Principal
-from app.auth.service import SESSION_COOKIE
 from app.config import Settings
 from app.errors import Forbidden
 from app.http.net import forwarded_https
@@ -142,9 +142,3 @@ def local_path(candidate: str | None, default: str) -> str:
     ):
         return default
     return candidate
-
-
-def thumb_box(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """A thumbnail's displayed size: fits `max_side`, never upscaled (as the pipeline)."""
-    scale = min(1.0, max_side / max(width, height, 1))
-    return max(1, round(width * scale)), max(1, round(height * scale))

@@ -11,13 +11,15 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
+from app.auth.credentials import SESSION_COOKIE
 from app.auth.schemas import UserCreate, UserLogin
-from app.auth.service import SESSION_COOKIE
 from app.errors import AppError
+from app.http import routes
 from app.http.deps import request_base_url, resources_of
-from app.images.imaging import CONTENT_TYPES
-from app.images.router import upload_request
+from app.images import formats
+from app.images.requests import upload_request
 from app.images.schemas import ImageRead
+from app.images.thumbnails import THUMBNAIL_SIZES, fit
 from app.web.pages import (
     is_https,
     local_path,
@@ -28,12 +30,10 @@ from app.web.pages import (
     require_csrf,
     session_ended,
     set_pre_session_cookie,
-    thumb_box,
 )
 
 router = APIRouter(include_in_schema=False)
 GALLERY_PAGE = 24
-FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "gif": "GIF"}
 
 
 async def _page(
@@ -47,7 +47,7 @@ async def _page(
 # ---- upload -------------------------------------------------------------------------
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get(routes.PAGE_HOME, response_class=HTMLResponse)
 async def home(request: Request, deleted: bool = False) -> HTMLResponse:
     """The upload page."""
     settings = resources_of(request).settings
@@ -58,14 +58,14 @@ async def home(request: Request, deleted: bool = False) -> HTMLResponse:
         {
             "can_upload": signed_in or settings.allow_anonymous_uploads,
             "max_bytes": settings.max_upload_bytes,
-            "accept": ",".join(CONTENT_TYPES[f] for f in settings.allowed_formats),
-            "formats": ", ".join(FORMAT_NAMES[f] for f in settings.allowed_formats),
+            "accept": ",".join(formats.named(f).mime_type for f in settings.allowed_formats),
+            "formats": ", ".join(formats.named(f).display_name for f in settings.allowed_formats),
             "notice": "The image was deleted." if deleted else None,
         },
     )
 
 
-@router.post("/upload")
+@router.post(routes.PAGE_UPLOAD)
 async def upload(request: Request, csrf_token: Annotated[str | None, Query()] = None) -> Response:
     """One image from the upload page: JSON for its script, a redirect without script.
     A browser whose session has ended is answered as signed out, never uploads
@@ -75,7 +75,7 @@ async def upload(request: Request, csrf_token: Annotated[str | None, Query()] = 
     if signed_out is not None:
         return signed_out
     await require_csrf(request, resources.settings, csrf_token)
-    uploaded = await resources.images.upload(
+    uploaded = await resources.uploads.upload(
         upload_request(request, principal_of(request), request_base_url(request))
     )
     page = f"/i/{uploaded.id}"
@@ -116,12 +116,12 @@ def _share_fields(image: ImageRead, page_url: str) -> list[dict[str, Any]]:
 
 
 async def _image(request: Request, image_id: uuid.UUID) -> ImageRead:
-    images = resources_of(request).images
-    cached, _ = await images.get(image_id)
-    return images.read(cached, request_base_url(request))
+    resources = resources_of(request)
+    cached, _ = await resources.images.get(image_id)
+    return resources.presenter.read(cached, request_base_url(request))
 
 
-@router.get("/i/{image_id}", response_class=HTMLResponse)
+@router.get(routes.PAGE_IMAGE, response_class=HTMLResponse)
 async def image_page(request: Request, image_id: uuid.UUID) -> HTMLResponse:
     """The image, its links and embed codes, its details, and delete for its owner."""
     resources = resources_of(request)
@@ -139,29 +139,32 @@ async def image_page(request: Request, image_id: uuid.UUID) -> HTMLResponse:
             "image": image,
             "page_url": page_url,
             "preview_url": image.thumbnails.large or image.url,
-            "large_box": thumb_box(image.width, image.height, 800),
+            "large_box": fit(image.width, image.height, THUMBNAIL_SIZES["large"]),
             "share_fields": _share_fields(image, page_url),
             "owned": owned,
         },
     )
 
 
-@router.get("/i/{image_id}/preview", response_class=HTMLResponse)
+@router.get(routes.PAGE_IMAGE_PREVIEW, response_class=HTMLResponse)
 async def image_preview(request: Request, image_id: uuid.UUID) -> HTMLResponse:
     """The image page's preview, for HTMX to poll until the thumbnail is ready."""
     image = await _image(request, image_id)
-    context = {"image": image, "large_box": thumb_box(image.width, image.height, 800)}
+    context = {
+        "image": image,
+        "large_box": fit(image.width, image.height, THUMBNAIL_SIZES["large"]),
+    }
     return await _page(request, "partials/preview_update.html", context)
 
 
-@router.get("/i/{image_id}/tile", response_class=HTMLResponse)
+@router.get(routes.PAGE_IMAGE_TILE, response_class=HTMLResponse)
 async def image_tile(request: Request, image_id: uuid.UUID) -> HTMLResponse:
     """One gallery tile, for HTMX to poll until its thumbnail is ready."""
     image = await _image(request, image_id)
     return await _page(request, "partials/tile.html", {"tile": _tile(image)})
 
 
-@router.post("/i/{image_id}/delete")
+@router.post(routes.PAGE_IMAGE_DELETE)
 async def delete_image(
     request: Request, image_id: uuid.UUID, csrf_token: Annotated[str | None, Form()] = None
 ) -> Response:
@@ -180,7 +183,7 @@ async def delete_image(
 
 
 def _tile(image: ImageRead) -> dict[str, Any]:
-    return {**image.model_dump(), "box": thumb_box(image.width, image.height, 150)}
+    return {**image.model_dump(), "box": fit(image.width, image.height, THUMBNAIL_SIZES["small"])}
 
 
 async def _tiles(request: Request, cursor: str | None) -> dict[str, Any]:
@@ -191,7 +194,7 @@ async def _tiles(request: Request, cursor: str | None) -> dict[str, Any]:
     return {"tiles": [_tile(i) for i in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/gallery", response_class=HTMLResponse)
+@router.get(routes.PAGE_GALLERY, response_class=HTMLResponse)
 async def gallery(
     request: Request,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -200,7 +203,7 @@ async def gallery(
     """The signed-in user's images, newest first, as thumbnails."""
     if principal_of(request).user_id is None:
         # An ended session keeps its cookie for the login page, which says so and drops it.
-        return refuse_ended_session(request, "/gallery") or redirect(
+        return refuse_ended_session(request, routes.PAGE_GALLERY) or redirect(
             request, "/login?next=/gallery"
         )
     context = await _tiles(request, cursor)
@@ -208,7 +211,7 @@ async def gallery(
     return await _page(request, "gallery.html", context)
 
 
-@router.get("/gallery/more", response_class=HTMLResponse)
+@router.get(routes.PAGE_GALLERY_MORE, response_class=HTMLResponse)
 async def gallery_more(request: Request, cursor: Annotated[str, Query(max_length=200)]) -> Response:
     """The next tiles and the next "Load more", for HTMX."""
     return await _page(request, "partials/tiles.html", await _tiles(request, cursor))
@@ -220,8 +223,8 @@ async def gallery_more(request: Request, cursor: Annotated[str, Query(max_length
 def _form_context(
     action: str, next_path: str, email: str = "", error: str | None = None
 ) -> dict[str, Any]:
-    heading = "Register" if action == "/register" else "Log in"
-    next_query = f"?next={quote(next_path, safe='/')}" if next_path != "/gallery" else ""
+    heading = "Register" if action == routes.PAGE_REGISTER else "Log in"
+    next_query = f"?next={quote(next_path, safe='/')}" if next_path != routes.PAGE_GALLERY else ""
     return {
         "heading": heading,
         "action": action,
@@ -232,38 +235,40 @@ def _form_context(
     }
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.get(routes.PAGE_LOGIN, response_class=HTMLResponse)
 async def login_page(request: Request, next: str | None = None) -> Response:
     if principal_of(request).user_id is not None:
-        return redirect(request, local_path(next, "/gallery"))
+        return redirect(request, local_path(next, routes.PAGE_GALLERY))
     return await _page(
-        request, "auth_form.html", _form_context("/login", local_path(next, "/gallery"))
+        request,
+        "auth_form.html",
+        _form_context(routes.PAGE_LOGIN, local_path(next, routes.PAGE_GALLERY)),
     )
 
 
-@router.get("/register", response_class=HTMLResponse)
+@router.get(routes.PAGE_REGISTER, response_class=HTMLResponse)
 async def register_page(request: Request, next: str | None = None) -> Response:
     if principal_of(request).user_id is not None:
-        return redirect(request, local_path(next, "/gallery"))
-    context = _form_context("/register", local_path(next, "/gallery"))
+        return redirect(request, local_path(next, routes.PAGE_GALLERY))
+    context = _form_context(routes.PAGE_REGISTER, local_path(next, routes.PAGE_GALLERY))
     return await _page(request, "auth_form.html", context)
 
 
 Field = Annotated[str, Form(max_length=2048)]
 
 
-@router.post("/login")
-@router.post("/register")
+@router.post(routes.PAGE_LOGIN)
+@router.post(routes.PAGE_REGISTER)
 async def sign_in(
     request: Request,
     email: Field = "",
     password: Field = "",
-    next: Field = "/gallery",
+    next: Field = routes.PAGE_GALLERY,
     csrf_token: Field = "",
 ) -> Response:
     """Log in, or create an account: either way a session cookie, and back to where the
     person was going."""
-    action = request.scope["route"].path  # "/login" or "/register"
+    action = request.scope["route"].path  # PAGE_LOGIN or PAGE_REGISTER
     return await _sign_in(request, action, email, password, next, csrf_token)
 
 
@@ -272,9 +277,9 @@ async def _sign_in(
 ) -> Response:
     resources = resources_of(request)
     await require_csrf(request, resources.settings, token)
-    target = local_path(next_path, "/gallery")
+    target = local_path(next_path, routes.PAGE_GALLERY)
     try:
-        if action == "/register":
+        if action == routes.PAGE_REGISTER:
             user = await resources.auth.create_user(UserCreate(email=email, password=password))
         else:
             user = await resources.auth.check_password(UserLogin(email=email, password=password))
@@ -316,7 +321,7 @@ async def _form_error(
     return await _page(request, "auth_form.html", context, status=status)
 
 
-@router.post("/logout")
+@router.post(routes.PAGE_LOGOUT)
 async def logout(request: Request, csrf_token: Field = "") -> Response:
     """Sign out: the session ends on the server, and the cookie goes."""
     resources = resources_of(request)

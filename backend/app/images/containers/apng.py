@@ -17,9 +17,12 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from app.images.errors import InvalidFileFormat
-from app.images.metadata import Chunk
+
+if TYPE_CHECKING:
+    from app.images.containers.png import Chunk
 
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by PNG colour type
 # Adam7 passes: first column and row, column and row steps
