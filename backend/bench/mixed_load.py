@@ -400,7 +400,8 @@ async def _deleted_in_stores(
 
     from app.models import Image
 
-    settings = Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[call-arg]
+    overrides: dict[str, Any] = {k.lower(): v for k, v in env.items()}
+    settings = Settings(_env_file=None, **overrides)
     storage = await build_storage(settings)
     try:
         objects_left = [u.id for u in deleted if await storage.stat(object_key(u.sha256))]

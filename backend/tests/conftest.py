@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -20,8 +21,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.config import Settings
 from app.main import create_app
 from app.ops.cli import migrate
+from cluster.seaweed import weed_binary
 from tests.support.accounts import TEST_JWT_SECRET
-from tests.support.seaweed import SeaweedS3, seaweedfs_s3, weed_binary
+from tests.support.seaweed import SeaweedS3, seaweedfs_s3
 from tests.support.services import service_missing
 
 PG_ADMIN_DSN = os.environ.get("CHITRAM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -35,6 +37,10 @@ TABLES = (
     "users",
 )
 REDIS_TEST_URL = os.environ.get("CHITRAM_TEST_REDIS", "redis://127.0.0.1:6379/9")
+# One CPU worker per app, here and in the `chitram` processes tests start (they inherit
+# the environment): a pool per core in every test app costs start-up time and memory and
+# tests nothing more. Tests of the pool itself size it explicitly.
+os.environ.setdefault("CPU_WORKERS", "1")
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +137,7 @@ def settings(
     database_kind: str,
     tmp_path: Path,
     request: pytest.FixtureRequest,
-    settings_overrides: dict[str, object],
+    settings_overrides: dict[str, Any],
 ) -> Settings:
     """Test settings over a clean, migrated database of the parametrized kind."""
     data_dir = tmp_path / "data"

@@ -7,9 +7,10 @@ import asyncio
 import httpx
 import pytest
 
-from tests.support import images
+from tests.support import flows, images
 
 pytestmark = pytest.mark.anyio
+CALLER = "203.0.113.5"  # behind the loopback proxy the tests trust
 
 
 @pytest.fixture
@@ -46,19 +47,9 @@ async def test_batch_without_files_is_validation_error(client: httpx.AsyncClient
     assert response.status_code == 422
 
 
-async def _upload(
-    client: httpx.AsyncClient, key: str, data: bytes, ip: str = "203.0.113.5"
-) -> httpx.Response:
-    return await client.post(
-        "/api/v1/images/upload",
-        files={"file": ("a.png", data, "image/png")},
-        headers={"Idempotency-Key": key, "X-Forwarded-For": ip},
-    )
-
-
 async def test_retry_with_same_key_returns_same_body(client: httpx.AsyncClient) -> None:
-    first = await _upload(client, "retry-1", images.png())
-    second = await _upload(client, "retry-1", images.png())
+    first = await flows.upload(client, key="retry-1", ip=CALLER)
+    second = await flows.upload(client, key="retry-1", ip=CALLER)
     assert first.status_code == second.status_code == 201
     assert first.json() == second.json()
     # the replayed delete token works
@@ -66,17 +57,19 @@ async def test_retry_with_same_key_returns_same_body(client: httpx.AsyncClient) 
 
 
 async def test_same_key_from_another_caller_is_a_new_upload(client: httpx.AsyncClient) -> None:
-    first = await _upload(client, "shared", images.png(), ip="203.0.113.5")
-    second = await _upload(client, "shared", images.png(), ip="203.0.113.6")
+    first = await flows.upload(client, key="shared", ip="203.0.113.5")
+    second = await flows.upload(client, key="shared", ip="203.0.113.6")
     assert first.json()["id"] != second.json()["id"]
 
 
 async def test_concurrent_retries_create_one_image(client: httpx.AsyncClient) -> None:
-    responses = await asyncio.gather(*[_upload(client, "race", images.png()) for _ in range(4)])
+    responses = await asyncio.gather(
+        *[flows.upload(client, key="race", ip=CALLER) for _ in range(4)]
+    )
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
 
 
 async def test_bad_idempotency_key_is_validation_error(client: httpx.AsyncClient) -> None:
-    response = await _upload(client, "x" * 300, images.png())
+    response = await flows.upload(client, key="x" * 300, ip=CALLER)
     assert response.status_code == 422

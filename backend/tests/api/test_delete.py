@@ -6,26 +6,16 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.support import images
-from tests.support.thumbnails import wait_for_thumbnails
+from tests.support import flows, images
 
 pytestmark = pytest.mark.anyio
-
-
-async def _upload(client: httpx.AsyncClient, data: bytes | None = None) -> dict[str, str]:
-    response = await client.post(
-        "/api/v1/images/upload", files={"file": ("a.png", data or images.png(), "image/png")}
-    )
-    assert response.status_code == 201
-    body: dict[str, str] = response.json()
-    return body
 
 
 async def test_delete_with_header_token_removes_everything(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    body = await _upload(client)
-    await wait_for_thumbnails(client, body["id"])  # so that there are thumbnails to delete
+    body = await flows.upload_ok(client)
+    await flows.wait_for_thumbnails(client, body["id"])  # so that there are thumbnails to delete
     image_path = f"/api/v1/images/{body['id']}"
     response = await client.delete(image_path, headers={"X-Delete-Token": body["delete_token"]})
     assert response.status_code == 204
@@ -36,13 +26,13 @@ async def test_delete_with_header_token_removes_everything(
 
 
 async def test_delete_url_alone_deletes(client: httpx.AsyncClient) -> None:
-    body = await _upload(client)
+    body = await flows.upload_ok(client)
     assert (await client.delete(body["delete_url"])).status_code == 204
     assert (await client.delete(body["delete_url"])).status_code == 404
 
 
 async def test_delete_without_token_is_refused(client: httpx.AsyncClient) -> None:
-    body = await _upload(client)
+    body = await flows.upload_ok(client)
     response = await client.delete(f"/api/v1/images/{body['id']}")
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "DELETE_TOKEN_REQUIRED"
@@ -50,8 +40,8 @@ async def test_delete_without_token_is_refused(client: httpx.AsyncClient) -> Non
 
 
 async def test_delete_with_wrong_token_is_refused(client: httpx.AsyncClient) -> None:
-    body = await _upload(client)
-    other = await _upload(client, images.png(9, 9))
+    body = await flows.upload_ok(client)
+    other = await flows.upload_ok(client, images.png(9, 9))
     for token in ("wrong", other["delete_token"], "é" * 40):
         response = await client.delete(
             f"/api/v1/images/{body['id']}", params={"delete_token": token}
@@ -65,7 +55,7 @@ async def test_shared_object_survives_until_last_image_is_deleted(
     client: httpx.AsyncClient,
 ) -> None:
     data = images.png(12, 12)
-    first, second = await _upload(client, data), await _upload(client, data)
+    first, second = await flows.upload_ok(client, data), await flows.upload_ok(client, data)
     assert (await client.delete(first["delete_url"])).status_code == 204
     survivor = await client.get(second["url"])
     assert survivor.status_code == 200
@@ -79,7 +69,7 @@ async def test_delete_racing_a_streamed_download(
 ) -> None:
     settings.small_file_bytes = 1024
     data = images.noisy_jpeg(300, 200)
-    body = await _upload(client, data)
+    body = await flows.upload_ok(client, data)
     async with client.stream("GET", body["url"]) as download:
         assert download.status_code == 200
         assert (await client.delete(body["delete_url"])).status_code == 204

@@ -16,12 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
-from app.http.lifespan import close_resources, open_resources
 from app.models.blob import object_key
 from app.ops.reconcile import reconcile
 from app.storage import StorageUnavailable
 from app.storage.local import LocalStorage
-from tests.support import images
+from app.wiring import close_resources, open_resources
+from tests.support import flows, images
 from tests.support.app import app_client
 
 pytestmark = pytest.mark.anyio
@@ -151,7 +151,7 @@ async def test_an_upload_racing_the_removal_never_loses_its_object(settings: Set
     async with app_client(settings, storage=storage) as client:
 
         async def upload() -> httpx.Response:
-            return await client.post("/api/v1/images/upload", files={"file": ("a.png", data)})
+            return await flows.upload(client, data)
 
         body = (await upload()).json()
         storage.racer = upload
@@ -178,7 +178,7 @@ async def test_an_upload_racing_reconcile_never_loses_its_object(settings: Setti
     async with app_client(settings, storage=storage) as client:
 
         async def upload() -> httpx.Response:
-            return await client.post("/api/v1/images/upload", files={"file": ("a.png", data)})
+            return await flows.upload(client, data)
 
         storage.racer = upload
         resources = await open_resources(settings, storage)

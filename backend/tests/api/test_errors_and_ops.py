@@ -45,7 +45,7 @@ async def test_bad_uuid_is_422_envelope(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("sent", ["", "x" * 129, "bad id", "ü"])
 async def test_malformed_request_id_is_replaced(client: httpx.AsyncClient, sent: str) -> None:
-    response = await client.get("/health", headers={"X-Request-ID": sent.encode()})
+    response = await client.get("/health", headers=[(b"X-Request-ID", sent.encode())])
     assert response.headers["x-request-id"] != sent
     assert 1 <= len(response.headers["x-request-id"]) <= 128
 

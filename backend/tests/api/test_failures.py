@@ -102,19 +102,19 @@ def test_outside_development_weak_jwt_secrets_are_refused(
 
 
 def test_strong_secrets_and_development_start(tmp_path: Path) -> None:
-    Settings(_env_file=None, environment="production", data_dir=tmp_path, jwt_secret="s" * 32)  # type: ignore[call-arg]
+    Settings(_env_file=None, environment="production", data_dir=tmp_path, jwt_secret="s" * 32)
     Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="production",
         data_dir=tmp_path,
         jwt_secret="s" * 64,
         jwt_algorithm="HS512",
     )
-    assert Settings(_env_file=None, data_dir=tmp_path).environment == "development"  # type: ignore[call-arg]
+    assert Settings(_env_file=None, data_dir=tmp_path).environment == "development"
 
 
 def test_a_copy_with_another_database_url_uses_it(tmp_path: Path) -> None:
-    first = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    first = Settings(_env_file=None, data_dir=tmp_path)
     assert first.resolved_database_url.startswith("sqlite+aiosqlite:///")
     other = first.model_copy(update={"database_url": "postgresql+asyncpg://db/x"})
     assert other.resolved_database_url == "postgresql+asyncpg://db/x"

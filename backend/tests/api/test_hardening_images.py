@@ -16,7 +16,7 @@ from PIL import Image
 
 from tests.images import factories, realworld
 from tests.images.realworld import BLUE, RED, Frame
-from tests.support.thumbnails import wait_for_thumbnails
+from tests.support.flows import wait_for_thumbnails
 
 pytestmark = pytest.mark.anyio
 UPLOAD = "/api/v1/images/upload"

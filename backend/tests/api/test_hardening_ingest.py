@@ -16,8 +16,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
-from app.http.lifespan import close_resources, open_resources
 from app.ops.reconcile import reconcile
+from app.wiring import close_resources, open_resources
 from tests.support import images
 from tests.support.app import app_client
 

@@ -15,29 +15,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
-from tests.support import images
-from tests.support.accounts import register
+from tests.support import flows, images
 
 pytestmark = pytest.mark.anyio
 
-UPLOAD = "/api/v1/images/upload"
 CALLER = "203.0.113.7"
-
-
-async def _upload(
-    client: httpx.AsyncClient,
-    key: str,
-    data: bytes | None = None,
-    *,
-    filename: str = "a.png",
-    ip: str = CALLER,
-    headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    return await client.post(
-        UPLOAD,
-        files={"file": (filename, images.png() if data is None else data, "image/png")},
-        headers={"Idempotency-Key": key, "X-Forwarded-For": ip, **(headers or {})},
-    )
 
 
 def _assert_reused(response: httpx.Response, first: dict[str, Any]) -> None:
@@ -48,8 +30,8 @@ def _assert_reused(response: httpx.Response, first: dict[str, Any]) -> None:
 
 
 async def test_the_same_request_replays_the_same_body(client: httpx.AsyncClient) -> None:
-    first = await _upload(client, "same")
-    again = await _upload(client, "same")
+    first = await flows.upload(client, key="same", ip=CALLER)
+    again = await flows.upload(client, key="same", ip=CALLER)
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert again.json()["delete_token"]  # an anonymous retry gets its token back
@@ -57,17 +39,17 @@ async def test_the_same_request_replays_the_same_body(client: httpx.AsyncClient)
 
 
 async def test_another_file_is_refused(client: httpx.AsyncClient) -> None:
-    first = (await _upload(client, "k")).json()
-    _assert_reused(await _upload(client, "k", images.png(9, 9)), first)
+    first = (await flows.upload(client, key="k", ip=CALLER)).json()
+    _assert_reused(await flows.upload(client, images.png(9, 9), key="k", ip=CALLER), first)
     # the first request is still the one the key answers
-    assert (await _upload(client, "k")).json() == first
+    assert (await flows.upload(client, key="k", ip=CALLER)).json() == first
 
 
 async def test_the_same_bytes_under_another_name_is_another_request(
     client: httpx.AsyncClient,
 ) -> None:
-    first = (await _upload(client, "k")).json()
-    _assert_reused(await _upload(client, "k", filename="b.png"), first)
+    first = (await flows.upload(client, key="k", ip=CALLER)).json()
+    _assert_reused(await flows.upload(client, filename="b.png", key="k", ip=CALLER), first)
 
 
 @pytest.mark.parametrize(
@@ -90,28 +72,28 @@ async def test_the_same_bytes_under_another_name_is_another_request(
 async def test_a_request_without_the_file_is_refused(
     client: httpx.AsyncClient, request_kwargs: dict[str, Any]
 ) -> None:
-    first = (await _upload(client, "k")).json()
+    first = (await flows.upload(client, key="k", ip=CALLER)).json()
     headers = {"Idempotency-Key": "k", "X-Forwarded-For": CALLER}
     headers.update(request_kwargs.pop("headers", {}))
-    _assert_reused(await client.post(UPLOAD, headers=headers, **request_kwargs), first)
+    _assert_reused(await client.post(flows.UPLOAD, headers=headers, **request_kwargs), first)
 
 
 async def test_a_fresh_key_with_no_body_is_still_a_validation_error(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.post(
-        UPLOAD, headers={"Idempotency-Key": "never-used", "X-Forwarded-For": CALLER}
+        flows.UPLOAD, headers={"Idempotency-Key": "never-used", "X-Forwarded-For": CALLER}
     )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
 async def test_a_key_belongs_to_one_caller_and_one_route(client: httpx.AsyncClient) -> None:
-    first = (await _upload(client, "shared")).json()
+    first = (await flows.upload(client, key="shared", ip=CALLER)).json()
     # another anonymous caller, and a signed-in one, may use the same key for their own
-    elsewhere = await _upload(client, "shared", ip="203.0.113.8")
-    account = await register(client)
-    signed_in = await _upload(client, "shared", headers=account.headers)
+    elsewhere = await flows.upload(client, key="shared", ip="203.0.113.8")
+    account = await flows.register(client)
+    signed_in = await flows.upload(client, key="shared", ip=CALLER, headers=account.headers)
     assert elsewhere.status_code == signed_in.status_code == 201
     assert len({first["id"], elsewhere.json()["id"], signed_in.json()["id"]}) == 3
     assert "delete_token" not in signed_in.json() or signed_in.json()["delete_token"] is None
@@ -126,7 +108,7 @@ async def test_a_key_belongs_to_one_caller_and_one_route(client: httpx.AsyncClie
     [result] = batch.json()["results"]
     assert result["status"] == 201
     assert result["image"]["id"] != first["id"]
-    assert (await _upload(client, "shared")).json() == first
+    assert (await flows.upload(client, key="shared", ip=CALLER)).json() == first
 
 
 async def test_concurrent_requests_with_one_key_and_different_files(
@@ -134,7 +116,8 @@ async def test_concurrent_requests_with_one_key_and_different_files(
 ) -> None:
     """Whichever wins, the other is refused: the loser of the race compares too."""
     responses = await asyncio.gather(
-        _upload(client, "race", images.png(8, 8)), _upload(client, "race", images.png(9, 9))
+        flows.upload(client, images.png(8, 8), key="race", ip=CALLER),
+        flows.upload(client, images.png(9, 9), key="race", ip=CALLER),
     )
     assert sorted(r.status_code for r in responses) == [201, 422]
     [loser] = [r for r in responses if r.status_code == 422]
@@ -145,11 +128,11 @@ async def test_a_record_without_a_fingerprint_replays_nothing(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     """Records kept before fingerprints existed match no request (fail closed)."""
-    first = (await _upload(client, "old")).json()
+    first = (await flows.upload(client, key="old", ip=CALLER)).json()
     engine = create_async_engine(settings.resolved_database_url)
     try:
         async with engine.begin() as connection:
             await connection.execute(text("UPDATE idempotency_keys SET request_fingerprint = NULL"))
     finally:
         await engine.dispose()
-    _assert_reused(await _upload(client, "old"), first)
+    _assert_reused(await flows.upload(client, key="old", ip=CALLER), first)

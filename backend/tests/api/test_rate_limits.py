@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from app.config import Settings
-from tests.support import accounts, images
+from tests.support import accounts, flows
 from tests.support.app import app_client
 from tests.support.server import free_port
 
@@ -32,16 +32,10 @@ def settings_overrides() -> dict[str, object]:
     return dict(LIMITS)
 
 
-async def _upload(client: httpx.AsyncClient, **headers: str) -> httpx.Response:
-    return await client.post(
-        "/api/v1/images/upload", files={"file": ("a.png", images.png())}, headers=headers
-    )
-
-
 async def test_anonymous_uploads_are_limited_per_ip_with_the_headers(
     client: httpx.AsyncClient,
 ) -> None:
-    first, second, third = [await _upload(client) for _ in range(3)]
+    first, second, third = [await flows.upload(client) for _ in range(3)]
     assert (first.status_code, second.status_code, third.status_code) == (201, 201, 429)
     assert first.headers["ratelimit-limit"] == "2"
     assert first.headers["ratelimit-remaining"] == "1"
@@ -57,12 +51,12 @@ async def test_anonymous_uploads_are_limited_per_ip_with_the_headers(
 async def test_reads_have_their_own_limit_and_unlimited_routes_no_headers(
     client: httpx.AsyncClient,
 ) -> None:
-    body = (await _upload(client)).json()
+    body = (await flows.upload(client)).json()
     reads = [await client.get(f"/api/v1/images/{body['id']}") for _ in range(4)]
     assert [r.status_code for r in reads] == [200, 200, 200, 429]
     assert reads[0].headers["ratelimit-limit"] == "3"
     assert (await client.get(body["url"])).status_code == 429  # same read budget
-    assert (await _upload(client)).status_code == 201  # uploads count apart
+    assert (await flows.upload(client)).status_code == 201  # uploads count apart
     health = await client.get("/health")
     assert "ratelimit-limit" not in health.headers
     deleted = await client.delete(body["delete_url"])
@@ -72,36 +66,40 @@ async def test_reads_have_their_own_limit_and_unlimited_routes_no_headers(
 async def test_users_are_limited_per_user_not_per_token_or_address(
     client: httpx.AsyncClient,
 ) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     for _ in range(2):
-        assert (await _upload(client)).status_code == 201
-    assert (await _upload(client)).status_code == 429  # this address is spent
+        assert (await flows.upload(client)).status_code == 201
+    assert (await flows.upload(client)).status_code == 429  # this address is spent
     # Two tokens of one user share the user's bucket, whatever the address.
     login = await client.post(
         "/api/v1/auth/login", json={"email": account.email, "password": accounts.PASSWORD}
     )
     second = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    assert (await _upload(client, **account.headers)).status_code == 201
-    assert (await _upload(client, **second)).status_code == 201
-    refused = await _upload(client, **account.headers)
+    assert (await flows.upload(client, headers=account.headers)).status_code == 201
+    assert (await flows.upload(client, headers=second)).status_code == 201
+    refused = await flows.upload(client, headers=account.headers)
     assert refused.status_code == 429
     assert refused.headers["ratelimit-limit"] == "2"
-    other = await accounts.register(client)
-    assert (await _upload(client, **other.headers)).status_code == 201
+    other = await flows.register(client)
+    assert (await flows.upload(client, headers=other.headers)).status_code == 201
 
 
 async def test_all_api_keys_and_tokens_of_a_user_share_one_bucket(
     client: httpx.AsyncClient,
 ) -> None:
-    account = await accounts.register(client)
-    first = {"X-API-Key": await accounts.new_api_key(client, account, "one")}
-    second = {"X-API-Key": await accounts.new_api_key(client, account, "two")}
-    assert [(await _upload(client, **first)).status_code for _ in range(3)] == [201, 201, 429]
+    account = await flows.register(client)
+    first = {"X-API-Key": await flows.new_api_key(client, account, "one")}
+    second = {"X-API-Key": await flows.new_api_key(client, account, "two")}
+    assert [(await flows.upload(client, headers=first)).status_code for _ in range(3)] == [
+        201,
+        201,
+        429,
+    ]
     # A fresh key is not a fresh budget: keys and tokens spend the user's.
-    assert (await _upload(client, **second)).status_code == 429
-    assert (await _upload(client, **account.headers)).status_code == 429
-    other = await accounts.register(client)
-    assert (await _upload(client, **other.headers)).status_code == 201
+    assert (await flows.upload(client, headers=second)).status_code == 429
+    assert (await flows.upload(client, headers=account.headers)).status_code == 429
+    other = await flows.register(client)
+    assert (await flows.upload(client, headers=other.headers)).status_code == 201
 
 
 def _forged(kind: str, settings: Settings) -> dict[str, str]:
@@ -125,9 +123,11 @@ async def test_credentials_that_do_not_verify_are_refused_and_counted_per_addres
     client: httpx.AsyncClient, settings: Settings, kind: str
 ) -> None:
     # Never a fresh bucket, never anonymous: 401, and guessing is limited per address.
-    statuses = [(await _upload(client, **_forged(kind, settings))).status_code for _ in range(4)]
+    statuses = [
+        (await flows.upload(client, headers=_forged(kind, settings))).status_code for _ in range(4)
+    ]
     assert statuses == [401, 401, 401, 429]
-    assert (await _upload(client)).status_code == 201  # the upload budget is untouched
+    assert (await flows.upload(client)).status_code == 201  # the upload budget is untouched
 
 
 async def test_forwarded_for_counts_only_behind_a_trusted_proxy(settings: Settings) -> None:
@@ -135,21 +135,20 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy(settings: Settin
     async with app_client(settings) as client:
         for address in ("198.51.100.1", "198.51.100.2"):
             for _ in range(2):
-                response = await _upload(client, **{"X-Forwarded-For": address})
+                response = await flows.upload(client, ip=address)
                 assert response.status_code == 201
-        assert (await _upload(client, **{"X-Forwarded-For": "198.51.100.1"})).status_code == 429
+        assert (await flows.upload(client, ip="198.51.100.1")).status_code == 429
     # A peer that is not a trusted proxy cannot pick its bucket with the header.
     async with app_client(settings, peer="203.0.113.9") as client:
         statuses = [
-            (await _upload(client, **{"X-Forwarded-For": f"198.51.100.{i}"})).status_code
-            for i in range(3)
+            (await flows.upload(client, ip=f"198.51.100.{i}")).status_code for i in range(3)
         ]
         assert statuses == [201, 201, 429]
 
 
 async def test_limits_can_be_turned_off(settings: Settings) -> None:
     async with app_client(settings.model_copy(update={"rate_limit_enabled": False})) as client:
-        responses = [await _upload(client) for _ in range(4)]
+        responses = [await flows.upload(client) for _ in range(4)]
         assert {r.status_code for r in responses} == {201}
         assert "ratelimit-limit" not in responses[0].headers
 
@@ -161,10 +160,10 @@ async def test_with_redis_a_limit_holds_across_processes(
         update={"redis_url": redis_url, "queue_name": queue_name, "redis_prefix": queue_name}
     )
     async with app_client(shared) as one, app_client(shared) as other:
-        assert (await _upload(one)).status_code == 201
-        assert (await _upload(other)).status_code == 201
-        assert (await _upload(one)).status_code == 429
-        assert (await _upload(other)).status_code == 429
+        assert (await flows.upload(one)).status_code == 201
+        assert (await flows.upload(other)).status_code == 201
+        assert (await flows.upload(one)).status_code == 429
+        assert (await flows.upload(other)).status_code == 429
 
 
 async def test_without_redis_limits_fall_back_to_this_process(settings: Settings) -> None:
@@ -172,7 +171,7 @@ async def test_without_redis_limits_fall_back_to_this_process(settings: Settings
         update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "queue_name": "nowhere"}
     )
     async with app_client(unreachable) as client:
-        statuses = [(await _upload(client)).status_code for _ in range(3)]
+        statuses = [(await flows.upload(client)).status_code for _ in range(3)]
         assert statuses == [201, 201, 429]
         metrics = (await client.get("/metrics")).text
         assert "chitram_rate_limit_fallback 1.0" in metrics

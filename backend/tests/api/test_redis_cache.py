@@ -31,9 +31,20 @@ def settings_overrides(redis_url: str, queue_name: str) -> dict[str, object]:
 
 @pytest.fixture
 async def cache(redis_url: str, queue_name: str) -> AsyncIterator[RedisCache]:
-    opened = RedisCache(redis_url, queue_name, ttl=60, negative_ttl=5)
+    opened = _redis_cache(redis_url, queue_name, ttl=60, negative_ttl=5)
     yield opened
-    await opened.close()
+    await _close(opened)
+
+
+def _redis_cache(redis_url: str, prefix: str, **options: float) -> RedisCache:
+    """A cache on a client of its own, as in a process of its own."""
+    client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=0.25)
+    return RedisCache(client, prefix, **options)
+
+
+async def _close(cache: RedisCache) -> None:
+    await cache.close()
+    await cache.redis.aclose()
 
 
 async def test_metadata_reads_miss_then_hit(client: httpx.AsyncClient) -> None:
@@ -138,9 +149,9 @@ async def test_a_delete_racing_a_slow_miss_is_never_recached(
         group.start_soon(reader)
         await row_read.wait()
         # Meanwhile the image is deleted (maybe by another process with its own cache).
-        other = RedisCache(redis_url, queue_name)
+        other = _redis_cache(redis_url, queue_name)
         await other.invalidate(image_id)
-        await other.close()
+        await _close(other)
         release.set()
 
     assert stale[0][0] is not None  # that reader saw the row it read, as it was
@@ -173,7 +184,7 @@ async def test_an_invalidation_reaches_the_near_cache_of_every_process(
     redis_url: str, queue_name: str
 ) -> None:
     image_id = uuid.uuid4()
-    one, other = RedisCache(redis_url, queue_name), RedisCache(redis_url, queue_name)
+    one, other = _redis_cache(redis_url, queue_name), _redis_cache(redis_url, queue_name)
     await one.start()
     await other.start()
     try:
@@ -200,5 +211,5 @@ async def test_an_invalidation_reaches_the_near_cache_of_every_process(
         assert value is not None
         assert value.filename == "v2.png"
     finally:
-        await one.close()
-        await other.close()
+        await _close(one)
+        await _close(other)

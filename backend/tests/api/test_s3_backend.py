@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.http.lifespan import close_resources, open_resources
 from app.ops.reconcile import reconcile
+from app.wiring import close_resources, open_resources
 from tests.support import images
 from tests.support.app import app_client
 from tests.support.seaweed import SeaweedS3, on_seaweed

@@ -107,7 +107,7 @@ async def test_range_past_the_end_is_416(
 
 
 async def test_malformed_or_multi_range_gives_whole_file(
-    client: httpx.AsyncClient, uploaded
+    client: httpx.AsyncClient, uploaded: dict[str, Any]
 ) -> None:
     for header in ("bytes=5-2", "items=0-1", "bytes=0-1,4-5"):
         response = await client.get(uploaded["url"], headers={"Range": header})

@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio
 
+from app import wiring
 from app.config import Settings
 from app.infra.cpu import CpuPool
 from app.infra.db import Database
@@ -18,7 +20,7 @@ from app.jobs.thumbnails import ThumbnailJobs
 from app.jobs.worker import build_worker
 from app.models.blob import object_key
 from app.storage.factory import build_storage
-from tests.support import images
+from tests.support import flows, images
 from tests.support.accounts import TEST_JWT_SECRET
 from tests.support.app import app_client
 from tests.support.metrics import sample
@@ -55,15 +57,8 @@ async def jobs(settings: Settings) -> AsyncIterator[ThumbnailJobs]:
     await database.dispose()
 
 
-async def _upload(client: httpx.AsyncClient, data: bytes) -> dict[str, Any]:
-    response = await client.post("/api/v1/images/upload", files={"file": ("a.jpg", data)})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 async def test_without_a_worker_thumbnails_wait_in_the_queue(client: httpx.AsyncClient) -> None:
-    body = await _upload(client, images.noisy_jpeg(400, 300))
+    body = await flows.upload_ok(client, images.noisy_jpeg(400, 300), filename="a.jpg")
     response = await client.get(f"/api/v1/images/{body['id']}/thumbnail")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "THUMBNAIL_NOT_READY"
@@ -82,8 +77,11 @@ async def test_without_a_worker_thumbnails_wait_in_the_queue(client: httpx.Async
 async def test_a_worker_makes_the_queued_thumbnails(
     client: httpx.AsyncClient, settings: Settings, jobs: ThumbnailJobs
 ) -> None:
-    uploaded = [await _upload(client, images.noisy_jpeg(500 + i, 300)) for i in range(3)]
-    worker = build_worker(settings, jobs, burst=True)
+    uploaded = [
+        await flows.upload_ok(client, images.noisy_jpeg(500 + i, 300), filename="a.jpg")
+        for i in range(3)
+    ]
+    worker = build_worker(settings, jobs, _redis(settings), burst=True)
     try:
         await worker.async_run()
     finally:
@@ -98,7 +96,7 @@ async def test_a_worker_makes_the_queued_thumbnails(
 async def test_a_corrupt_original_ends_failed_and_the_worker_goes_on(
     client: httpx.AsyncClient, settings: Settings, jobs: ThumbnailJobs
 ) -> None:
-    broken = await _upload(client, images.noisy_jpeg(400, 300))
+    broken = await flows.upload_ok(client, images.noisy_jpeg(400, 300), filename="a.jpg")
     # The stored bytes rot after the upload (a disk error, an operator's mistake).
     key = object_key(broken["checksum"].removeprefix("sha256:"))
     original = await jobs.storage.get_bytes(key)
@@ -114,7 +112,7 @@ async def test_a_corrupt_original_ends_failed_and_the_worker_goes_on(
     assert meta["thumbnail_url"] is None
     assert (await client.get(broken["url"])).status_code == 200  # the original is served
 
-    healthy = await _upload(client, images.noisy_jpeg(300, 200))
+    healthy = await flows.upload_ok(client, images.noisy_jpeg(300, 200), filename="a.jpg")
     assert (await jobs.run(_uuid(healthy))).outcome is Outcome.READY
     assert (await client.get(f"/api/v1/images/{healthy['id']}/thumbnail")).status_code == 200
 
@@ -138,7 +136,7 @@ async def test_uploads_succeed_while_redis_is_unreachable_and_the_sweeper_catche
         redis_prefix=queue_name,
     )
     async with app_client(settings) as client:
-        body = await _upload(client, images.noisy_jpeg(300, 200))
+        body = await flows.upload_ok(client, images.noisy_jpeg(300, 200), filename="a.jpg")
         assert body["thumbnail_status"] == "pending"  # the sweeper will queue it later
         health = await client.get("/health")
         assert health.status_code == 200
@@ -155,7 +153,10 @@ async def test_uploads_succeed_while_redis_is_unreachable_and_the_sweeper_catche
         cpu = CpuPool(1)
         await cpu.start()
         worker = build_worker(
-            reachable, ThumbnailJobs(reachable, database, storage, cpu), burst=True
+            reachable,
+            ThumbnailJobs(reachable, database, storage, cpu),
+            _redis(reachable),
+            burst=True,
         )
         try:
             await worker.async_run()
@@ -166,6 +167,13 @@ async def test_uploads_succeed_while_redis_is_unreachable_and_the_sweeper_catche
             await database.dispose()
         meta = (await client.get(f"/api/v1/images/{body['id']}")).json()
         assert meta["thumbnail_status"] == "ready"
+
+
+def _redis(settings: Settings) -> redis.asyncio.Redis:
+    """A worker's Redis client (the worker's `close` disconnects it)."""
+    client = wiring.redis_client(settings, wiring.WORKER_REDIS_TIMEOUT)
+    assert client is not None
+    return client
 
 
 def _uuid(body: dict[str, Any]) -> uuid.UUID:

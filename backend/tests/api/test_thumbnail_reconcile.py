@@ -8,11 +8,11 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.http.lifespan import Resources, close_resources, open_resources
 from app.models.thumbnail import thumbnail_key
 from app.ops.reconcile import reconcile
+from app.wiring import Resources, close_resources, open_resources
 from tests.support import images
-from tests.support.thumbnails import wait_for_thumbnails
+from tests.support.flows import wait_for_thumbnails
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from io import BytesIO
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -13,10 +12,9 @@ from PIL import Image
 
 from app.config import Settings
 from tests.images import factories
-from tests.support import images
+from tests.support import flows, images
 from tests.support.metrics import sample
 from tests.support.serving import assert_serving_headers
-from tests.support.thumbnails import wait_for_thumbnails
 
 pytestmark = pytest.mark.anyio
 BOXES = {"small": 150, "medium": 300, "large": 800}
@@ -27,25 +25,16 @@ def _objects(settings: Settings, prefix: str) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
-async def _upload(
-    client: httpx.AsyncClient, data: bytes, name: str = "photo.jpg"
-) -> dict[str, Any]:
-    response = await client.post("/api/v1/images/upload", files={"file": (name, data)})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 async def test_upload_answers_pending_then_thumbnails_become_ready(
     client: httpx.AsyncClient,
 ) -> None:
-    body = await _upload(client, images.noisy_jpeg(1600, 1200))
+    body = await flows.upload_ok(client, images.noisy_jpeg(1600, 1200), filename="photo.jpg")
     assert body["thumbnail_status"] == "pending"
     assert body["thumbnail_ready"] is False
     assert body["thumbnail_url"] is None
     assert body["thumbnails"] == {"small": None, "medium": None, "large": None}
 
-    ready = await wait_for_thumbnails(client, body["id"])
+    ready = await flows.wait_for_thumbnails(client, body["id"])
     assert ready["thumbnail_status"] == "ready"
     assert ready["thumbnail_ready"] is True
     base = f"http://testserver/api/v1/images/{body['id']}/thumbnail"
@@ -63,8 +52,8 @@ async def test_upload_answers_pending_then_thumbnails_become_ready(
 async def test_thumbnail_defaults_to_medium_and_has_the_serving_headers(
     client: httpx.AsyncClient,
 ) -> None:
-    body = await _upload(client, images.noisy_jpeg(900, 600), name="Ünïcode café.jpg")
-    await wait_for_thumbnails(client, body["id"])
+    body = await flows.upload_ok(client, images.noisy_jpeg(900, 600), filename="Ünïcode café.jpg")
+    await flows.wait_for_thumbnails(client, body["id"])
     path = f"/api/v1/images/{body['id']}/thumbnail"
     response = await client.get(path)
     assert response.status_code == 200
@@ -96,7 +85,7 @@ async def test_thumbnail_defaults_to_medium_and_has_the_serving_headers(
 
 
 async def test_unknown_size_and_unknown_image_are_refused(client: httpx.AsyncClient) -> None:
-    body = await _upload(client, images.png(40, 40))
+    body = await flows.upload_ok(client, images.png(40, 40), filename="photo.jpg")
     response = await client.get(f"/api/v1/images/{body['id']}/thumbnail", params={"size": "huge"})
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
@@ -151,8 +140,8 @@ async def test_awkward_images_reach_ready_with_correct_sizes(
     displayed: tuple[int, int],
     mode: str,
 ) -> None:
-    body = await _upload(client, data, name)
-    ready = await wait_for_thumbnails(client, body["id"])
+    body = await flows.upload_ok(client, data, filename=name)
+    ready = await flows.wait_for_thumbnails(client, body["id"])
     assert ready["thumbnail_status"] == "ready", name
     large = Image.open(BytesIO((await client.get(ready["thumbnails"]["large"])).content))
     assert large.size == displayed, name
@@ -167,8 +156,8 @@ async def test_awkward_images_reach_ready_with_correct_sizes(
 async def test_delete_removes_thumbnails_at_once(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    body = await _upload(client, images.noisy_jpeg(600, 400))
-    ready = await wait_for_thumbnails(client, body["id"])
+    body = await flows.upload_ok(client, images.noisy_jpeg(600, 400), filename="photo.jpg")
+    ready = await flows.wait_for_thumbnails(client, body["id"])
     for url in ready["thumbnails"].values():
         assert (await client.get(url)).status_code == 200  # also fills the object cache
     assert len(_objects(settings, "thumbnails")) == 3
@@ -185,10 +174,10 @@ async def test_identical_uploads_share_thumbnails_until_the_last_is_deleted(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     data = images.noisy_jpeg(500, 400)
-    first = await _upload(client, data)
-    await wait_for_thumbnails(client, first["id"])
-    second = await _upload(client, data)
-    ready = await wait_for_thumbnails(client, second["id"])
+    first = await flows.upload_ok(client, data, filename="photo.jpg")
+    await flows.wait_for_thumbnails(client, first["id"])
+    second = await flows.upload_ok(client, data, filename="photo.jpg")
+    ready = await flows.wait_for_thumbnails(client, second["id"])
     assert ready["thumbnail_status"] == "ready"
     assert len(_objects(settings, "thumbnails")) == 3
     assert (await client.delete(first["delete_url"])).status_code == 204
@@ -201,8 +190,8 @@ async def test_health_and_metrics_report_the_in_process_queue(client: httpx.Asyn
     health = (await client.get("/health")).json()
     assert health["components"]["queue"]["status"] == "up"
     before = (await client.get("/metrics")).text
-    body = await _upload(client, images.noisy_jpeg(300, 200))
-    await wait_for_thumbnails(client, body["id"])
+    body = await flows.upload_ok(client, images.noisy_jpeg(300, 200), filename="photo.jpg")
+    await flows.wait_for_thumbnails(client, body["id"])
     metrics = (await client.get("/metrics")).text
     assert "chitram_thumbnail_queue_depth 0.0" in metrics
     assert (

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import accounts, images
+from tests.support import flows, images
 from tests.support.accounts import PASSWORD
 
 pytestmark = pytest.mark.anyio
@@ -36,7 +37,7 @@ async def test_register_signs_in_and_me_reports_usage(client: httpx.AsyncClient)
 
 
 async def test_emails_are_unique_whatever_their_case(client: httpx.AsyncClient) -> None:
-    await accounts.register(client, "bob@example.com")
+    await flows.register(client, "bob@example.com")
     again = await client.post(
         f"{AUTH}/register", json={"email": "BOB@Example.com", "password": "another password"}
     )
@@ -87,7 +88,7 @@ async def test_invalid_emails_are_validation_errors(client: httpx.AsyncClient) -
 
 
 async def test_wrong_password_and_unknown_email_answer_alike(client: httpx.AsyncClient) -> None:
-    await accounts.register(client, "carol@example.com")
+    await flows.register(client, "carol@example.com")
     wrong = await client.post(
         f"{AUTH}/login", json={"email": "carol@example.com", "password": "wrong password"}
     )
@@ -97,7 +98,10 @@ async def test_wrong_password_and_unknown_email_answer_alike(client: httpx.Async
     for response in (wrong, unknown):
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
-    strip = lambda r: {**r.json()["error"], "request_id": None}  # noqa: E731
+
+    def strip(response: httpx.Response) -> dict[str, Any]:
+        return {**response.json()["error"], "request_id": None}
+
     assert strip(wrong) == strip(unknown)
     assert _error(wrong) == "INVALID_CREDENTIALS"
     huge = await client.post(
@@ -107,7 +111,7 @@ async def test_wrong_password_and_unknown_email_answer_alike(client: httpx.Async
 
 
 async def test_the_token_form_serves_swaggers_authorize_button(client: httpx.AsyncClient) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     # What Swagger UI's Authorize button posts: the form, and an empty OAuth2 client in
     # Basic auth (RFC 6749 section 2.3.1), which must not count as a bad credential.
     form = {"grant_type": "password", "username": account.email, "password": PASSWORD}
@@ -145,7 +149,7 @@ async def test_me_needs_credentials(client: httpx.AsyncClient) -> None:
 
 
 async def test_api_keys_create_use_list_and_revoke(client: httpx.AsyncClient) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     created = await client.post(
         f"{AUTH}/api-keys", json={"name": "laptop"}, headers=account.headers
     )
@@ -186,7 +190,7 @@ async def test_api_keys_create_use_list_and_revoke(client: httpx.AsyncClient) ->
 
 
 async def test_api_key_names_are_validated(client: httpx.AsyncClient) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     for name in ("", "   ", "x" * 101, "bell\x07"):
         response = await client.post(
             f"{AUTH}/api-keys", json={"name": name}, headers=account.headers

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.support import accounts
+from tests.support import flows
 from tests.support.accounts import PASSWORD
 from tests.support.app import app_client
 
@@ -31,7 +31,7 @@ async def _login(
 
 async def test_failed_logins_lock_the_account_not_the_others(settings: Settings) -> None:
     async with app_client(settings.model_copy(update={"login_max_failures": 3})) as client:
-        victim, bystander = await accounts.register(client), await accounts.register(client)
+        victim, bystander = await flows.register(client), await flows.register(client)
         failures = [
             (await _login(client, victim.email, "wrong password")).status_code for _ in range(3)
         ]
@@ -52,7 +52,7 @@ async def test_failed_logins_lock_the_account_not_the_others(settings: Settings)
 
 async def test_a_successful_login_clears_the_failures(settings: Settings) -> None:
     async with app_client(settings.model_copy(update={"login_max_failures": 3})) as client:
-        account = await accounts.register(client)
+        account = await flows.register(client)
         statuses = []
         for password in ("bad one", "bad two", PASSWORD, "bad three", "bad four", PASSWORD):
             statuses.append((await _login(client, account.email, password)).status_code)
@@ -62,7 +62,7 @@ async def test_a_successful_login_clears_the_failures(settings: Settings) -> Non
 async def test_the_auth_routes_are_limited_per_address(settings: Settings) -> None:
     strict = settings.model_copy(update={"rate_limit_auth": "4/minute", "login_max_failures": 100})
     async with app_client(strict) as client:
-        account = await accounts.register(client)  # from the test client's own address
+        account = await flows.register(client)  # from the test client's own address
         statuses = [
             (await _login(client, f"user{i}@example.com", "wrong password")).status_code
             for i in range(5)

@@ -12,7 +12,7 @@ from asgi_lifespan import LifespanManager
 
 from app.config import Settings
 from app.main import create_app
-from tests.support import accounts, images
+from tests.support import flows, images
 from tests.support.accounts import PASSWORD
 from tests.support.app import app_client
 
@@ -50,7 +50,7 @@ async def test_concurrent_guesses_are_counted_before_the_password_is_checked(
     settings: Settings,
 ) -> None:
     async with app_client(_lockout(settings)) as client:
-        victim = await accounts.register(client)
+        victim = await flows.register(client)
         statuses = await asyncio.gather(
             *(_guess(client, victim.email, f"wrong guess {i}") for i in range(GUESSES))
         )
@@ -65,7 +65,7 @@ async def test_with_redis_the_lockout_holds_across_processes(
 ) -> None:
     shared = _lockout(settings, redis_url=redis_url, queue_name=queue_name, redis_prefix=queue_name)
     async with app_client(shared) as one, app_client(shared) as other:
-        victim = await accounts.register(one)
+        victim = await flows.register(one)
         statuses = await asyncio.gather(
             *(
                 _guess(one if i % 2 else other, victim.email, f"wrong guess {i}")
@@ -79,7 +79,7 @@ async def test_with_redis_the_lockout_holds_across_processes(
 
 async def test_a_right_password_within_the_budget_still_signs_in(settings: Settings) -> None:
     async with app_client(_lockout(settings)) as client:
-        account = await accounts.register(client)
+        account = await flows.register(client)
         statuses = [await _guess(client, account.email, "wrong") for _ in range(4)]
         assert statuses == [401] * 4
         assert await _guess(client, account.email, PASSWORD) == 200  # the 5th attempt
@@ -92,8 +92,8 @@ async def test_a_right_password_within_the_budget_still_signs_in(settings: Setti
 async def test_credentials_riding_on_a_login_buy_no_fresh_budget(settings: Settings) -> None:
     strict = settings.model_copy(update={"rate_limit_auth": "3/minute", "login_max_failures": 100})
     async with app_client(strict) as client:
-        account = await accounts.register(client)  # from the client's own address
-        keys = [await accounts.new_api_key(client, account, f"k{i}") for i in range(4)]
+        account = await flows.register(client)  # from the client's own address
+        keys = [await flows.new_api_key(client, account, f"k{i}") for i in range(4)]
         statuses = []
         for key in keys:
             response = await client.post(
@@ -135,10 +135,7 @@ async def test_an_ipv4_mapped_address_shares_the_ipv4_bucket(settings: Settings)
             return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
         async def upload(http: httpx.AsyncClient, **headers: str) -> int:
-            response = await http.post(
-                "/api/v1/images/upload", files={"file": ("a.png", images.png())}, headers=headers
-            )
-            return response.status_code
+            return (await flows.upload(http, headers=headers)).status_code
 
         async with client("203.0.113.9") as v4, client("::ffff:203.0.113.9") as mapped:
             assert [await upload(v4), await upload(v4)] == [201, 201]
@@ -181,8 +178,8 @@ async def test_web_pages_are_limited_as_reads(settings: Settings) -> None:
 async def test_an_api_key_cannot_create_or_revoke_api_keys(
     client: httpx.AsyncClient, database_kind: str
 ) -> None:
-    account = await accounts.register(client)
-    key = await accounts.new_api_key(client, account, "ci")
+    account = await flows.register(client)
+    key = await flows.new_api_key(client, account, "ci")
     spare = (
         await client.post(f"{AUTH}/api-keys", json={"name": "spare"}, headers=account.headers)
     ).json()

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.support import accounts, images
-from tests.support.accounts import Account
+from tests.support import flows, images
 from tests.support.app import app_client
 
 pytestmark = pytest.mark.anyio
@@ -21,21 +20,14 @@ def _error(response: httpx.Response) -> str:
     return str(response.json()["error"]["code"])
 
 
-async def _upload(
-    client: httpx.AsyncClient, account: Account | None = None, data: bytes | None = None
-) -> httpx.Response:
-    headers = account.headers if account else {}
-    files = {"file": ("a.png", data or images.png(), "image/png")}
-    return await client.post(f"{IMAGES}/upload", files=files, headers=headers)
-
-
 async def test_listing_pages_through_the_callers_images_only(client: httpx.AsyncClient) -> None:
-    owner, other = await accounts.register(client), await accounts.register(client)
+    owner, other = await flows.register(client), await flows.register(client)
     uploaded = [
-        (await _upload(client, owner, images.png(10 + i, 10))).json()["id"] for i in range(5)
+        (await flows.upload(client, images.png(10 + i, 10), account=owner)).json()["id"]
+        for i in range(5)
     ]
-    await _upload(client, other)
-    await _upload(client)  # anonymous: nobody's
+    await flows.upload(client, account=other)
+    await flows.upload(client)  # anonymous: nobody's
 
     seen: list[str] = []
     cursor = None
@@ -60,7 +52,7 @@ async def test_listing_pages_through_the_callers_images_only(client: httpx.Async
 
 
 async def test_listing_needs_a_caller_and_a_valid_cursor(client: httpx.AsyncClient) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     anonymous = await client.get(IMAGES)
     assert anonymous.status_code == 401
     assert _error(anonymous) == "UNAUTHORIZED"
@@ -76,10 +68,13 @@ async def test_listing_needs_a_caller_and_a_valid_cursor(client: httpx.AsyncClie
 async def test_listing_with_a_cursor_is_stable_when_images_arrive(
     client: httpx.AsyncClient,
 ) -> None:
-    account = await accounts.register(client)
-    first = [(await _upload(client, account, images.png(20 + i, 8))).json()["id"] for i in range(3)]
+    account = await flows.register(client)
+    first = [
+        (await flows.upload(client, images.png(20 + i, 8), account=account)).json()["id"]
+        for i in range(3)
+    ]
     page = (await client.get(IMAGES, params={"limit": 2}, headers=account.headers)).json()
-    newer = (await _upload(client, account, images.png(40, 8))).json()["id"]
+    newer = (await flows.upload(client, images.png(40, 8), account=account)).json()["id"]
     rest = await client.get(
         IMAGES, params={"limit": 2, "cursor": page["next_cursor"]}, headers=account.headers
     )
@@ -89,12 +84,12 @@ async def test_listing_with_a_cursor_is_stable_when_images_arrive(
 
 
 async def test_owned_images_are_deleted_by_their_owner_only(client: httpx.AsyncClient) -> None:
-    owner, other = await accounts.register(client), await accounts.register(client)
-    body = (await _upload(client, owner)).json()
+    owner, other = await flows.register(client), await flows.register(client)
+    body = (await flows.upload(client, account=owner)).json()
     assert body["delete_token"] is None
     assert body["delete_url"] is None
     path = f"{IMAGES}/{body['id']}"
-    other_key = {"X-API-Key": await accounts.new_api_key(client, other)}
+    other_key = {"X-API-Key": await flows.new_api_key(client, other)}
     for headers in (other.headers, other_key, {}, {"X-Delete-Token": "guess"}):
         refused = await client.delete(path, headers=headers)
         assert refused.status_code == 403, headers
@@ -106,8 +101,8 @@ async def test_owned_images_are_deleted_by_their_owner_only(client: httpx.AsyncC
 
 
 async def test_anonymous_images_keep_delete_tokens(client: httpx.AsyncClient) -> None:
-    someone = await accounts.register(client)
-    body = (await _upload(client)).json()
+    someone = await flows.register(client)
+    body = (await flows.upload(client)).json()
     path = f"{IMAGES}/{body['id']}"
     # Being signed in grants nothing over an anonymous image: the token does.
     missing = await client.delete(path, headers=someone.headers)
@@ -123,14 +118,14 @@ async def test_anonymous_images_keep_delete_tokens(client: httpx.AsyncClient) ->
 async def test_anonymous_uploads_can_be_switched_off(settings: Settings) -> None:
     closed = settings.model_copy(update={"allow_anonymous_uploads": False})
     async with app_client(closed) as client:
-        refused = await _upload(client)
+        refused = await flows.upload(client)
         assert refused.status_code == 401
         assert _error(refused) == "UNAUTHORIZED"
         batch = await client.post(f"{IMAGES}/batch", files=[("files", ("a.png", images.png()))])
         assert batch.status_code == 401
-        account = await accounts.register(client)
-        assert (await _upload(client, account)).status_code == 201
-        key = {"X-API-Key": await accounts.new_api_key(client, account)}
+        account = await flows.register(client)
+        assert (await flows.upload(client, account=account)).status_code == 201
+        key = {"X-API-Key": await flows.new_api_key(client, account)}
         files = {"file": ("a.png", images.png())}
         response = await client.post(f"{IMAGES}/upload", files=files, headers=key)
         assert response.status_code == 201
@@ -145,13 +140,13 @@ async def test_quota_is_exact_and_refuses_before_storing(settings: Settings) -> 
     first, second, third = images.png(30, 30), images.png(31, 30), images.png(32, 30)
     quota = len(first) + len(second) + len(first)  # room for first, second and first again
     async with app_client(settings.model_copy(update={"default_quota_bytes": quota})) as client:
-        account = await accounts.register(client)
+        account = await flows.register(client)
         for data in (first, second, first):  # the same bytes twice count twice
-            assert (await _upload(client, account, data)).status_code == 201
+            assert (await flows.upload(client, data, account=account)).status_code == 201
         me = (await client.get("/api/v1/auth/me", headers=account.headers)).json()
         assert (me["storage_used"], me["image_count"], me["storage_quota"]) == (quota, 3, quota)
 
-        refused = await _upload(client, account, third)
+        refused = await flows.upload(client, third, account=account)
         assert refused.status_code == 413
         assert _error(refused) == "QUOTA_EXCEEDED"
         assert refused.json()["error"]["details"] == {"storage_used": quota, "storage_quota": quota}
@@ -163,14 +158,14 @@ async def test_quota_is_exact_and_refuses_before_storing(settings: Settings) -> 
         assert batch.status_code == 413  # full before any of the body is read
 
         # Anonymous uploads are nobody's quota.
-        assert (await _upload(client, None, third)).status_code == 201
+        assert (await flows.upload(client, third)).status_code == 201
         listed = (await client.get(IMAGES, headers=account.headers)).json()["items"]
         assert (
             await client.delete(f"{IMAGES}/{listed[0]['id']}", headers=account.headers)
         ).status_code == 204
         me = (await client.get("/api/v1/auth/me", headers=account.headers)).json()
         assert (me["storage_used"], me["image_count"]) == (quota - len(first), 2)
-        assert (await _upload(client, account, first)).status_code == 201
+        assert (await flows.upload(client, first, account=account)).status_code == 201
 
 
 async def test_concurrent_uploads_never_overshoot_the_quota(settings: Settings) -> None:
@@ -179,11 +174,11 @@ async def test_concurrent_uploads_never_overshoot_the_quota(settings: Settings) 
     blobs = [images.png(50 + i, 20) for i in range(6)]
     quota = sum(sorted(len(b) for b in blobs)[:3])  # room for three at most
     async with app_client(settings.model_copy(update={"default_quota_bytes": quota})) as client:
-        account = await accounts.register(client)
+        account = await flows.register(client)
         statuses: list[int] = []
 
         async def one(data: bytes) -> None:
-            statuses.append((await _upload(client, account, data)).status_code)
+            statuses.append((await flows.upload(client, data, account=account)).status_code)
 
         async with anyio.create_task_group() as group:
             for data in blobs:
@@ -197,17 +192,13 @@ async def test_concurrent_uploads_never_overshoot_the_quota(settings: Settings) 
 
 
 async def test_idempotency_keys_belong_to_the_caller(client: httpx.AsyncClient) -> None:
-    alice, bob = await accounts.register(client), await accounts.register(client)
-    alice_key = {"X-API-Key": await accounts.new_api_key(client, alice)}
+    alice, bob = await flows.register(client), await flows.register(client)
+    alice_key = {"X-API-Key": await flows.new_api_key(client, alice)}
 
     async def upload(headers: dict[str, str]) -> dict[str, object]:
-        files = {"file": ("i.png", images.png(17, 17))}
-        response = await client.post(
-            f"{IMAGES}/upload", files=files, headers={**headers, "Idempotency-Key": "same"}
+        return await flows.upload_ok(
+            client, images.png(17, 17), filename="i.png", key="same", headers=headers
         )
-        assert response.status_code == 201
-        body: dict[str, object] = response.json()
-        return body
 
     first = await upload(alice.headers)
     assert await upload(alice.headers) == first  # a retry: the same image, no new charge

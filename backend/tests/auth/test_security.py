@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
-from tests.support import accounts, images
+from tests.support import flows, images
 from tests.support.app import app_client
 
 pytestmark = pytest.mark.anyio
@@ -47,8 +47,8 @@ def _forged_payload(token: str, subject: str) -> str:
 async def test_forged_tokens_are_refused_on_every_route(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    account = await accounts.register(client)
-    victim = await accounts.register(client)
+    account = await flows.register(client)
+    victim = await flows.register(client)
     image = (
         await client.post("/api/v1/images/upload", files={"file": ("a.png", images.png())})
     ).json()
@@ -93,7 +93,7 @@ def settings_overrides() -> dict[str, object]:
 
 
 async def test_expired_tokens_say_so(client: httpx.AsyncClient, settings: Settings) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     expired = jwt.encode(
         _claims(account.id, iat=int(time.time()) - 7200, exp=int(time.time()) - 60),
         settings.jwt_secret,
@@ -110,7 +110,7 @@ async def test_expired_tokens_say_so(client: httpx.AsyncClient, settings: Settin
 async def test_fractional_expiry_is_honoured(settings: Settings) -> None:
     short = settings.model_copy(update={"jwt_expire_minutes": 0.02})  # 1.2 seconds
     async with app_client(short) as client:
-        account = await accounts.register(client)
+        account = await flows.register(client)
         assert (await client.get(ME, headers=account.headers)).status_code == 200
         await anyio.sleep(2.2)
         response = await client.get(ME, headers=account.headers)
@@ -120,8 +120,8 @@ async def test_fractional_expiry_is_honoured(settings: Settings) -> None:
 async def test_a_token_for_a_deleted_user_is_refused(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    account = await accounts.register(client)
-    key = await accounts.new_api_key(client, account)
+    account = await flows.register(client)
+    key = await flows.new_api_key(client, account)
     engine = create_async_engine(settings.resolved_database_url)
     async with engine.begin() as connection:
         await connection.execute(
@@ -153,19 +153,19 @@ async def test_bad_api_keys_and_schemes_are_refused(
 
 
 async def test_a_token_and_a_key_together_are_refused(client: httpx.AsyncClient) -> None:
-    account = await accounts.register(client)
-    key = await accounts.new_api_key(client, account)
+    account = await flows.register(client)
+    key = await flows.new_api_key(client, account)
     response = await client.get(ME, headers={**account.headers, "X-API-Key": key})
     assert response.status_code == 401
 
 
 async def test_no_route_lets_one_user_act_on_anothers_things(client: httpx.AsyncClient) -> None:
-    owner, intruder = await accounts.register(client), await accounts.register(client)
-    owner_key = await accounts.new_api_key(client, owner)
+    owner, intruder = await flows.register(client), await flows.register(client)
+    owner_key = await flows.new_api_key(client, owner)
     owner_key_id = (await client.get("/api/v1/auth/api-keys", headers=owner.headers)).json()[
         "items"
     ][0]["id"]
-    intruder_key = {"X-API-Key": await accounts.new_api_key(client, intruder)}
+    intruder_key = {"X-API-Key": await flows.new_api_key(client, intruder)}
     image = (
         await client.post(
             "/api/v1/images/upload", files={"file": ("o.png", images.png())}, headers=owner.headers
@@ -196,7 +196,7 @@ async def test_no_route_lets_one_user_act_on_anothers_things(client: httpx.Async
 async def test_unknown_email_and_wrong_password_take_similar_time(
     client: httpx.AsyncClient,
 ) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
 
     async def timed(email: str) -> float:
         started = time.perf_counter()

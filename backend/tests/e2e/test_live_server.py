@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -69,7 +70,7 @@ async def test_upload_over_limit_is_refused_while_streaming(tmp_path: Path) -> N
     with live_server(env, tmp_path) as server:
         sent = 0
 
-        async def body():  # type: ignore[no-untyped-def]
+        async def body() -> AsyncIterator[bytes]:
             nonlocal sent
             yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n\r\n'
             for _ in range(2000):  # 128 MB if the server kept reading

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.support import images
+from tests.support.flows import wait_for_thumbnails
 from tests.support.server import live_server, live_worker
-from tests.support.thumbnails import wait_for_thumbnails
 
 pytestmark = pytest.mark.anyio
 MB = 1024 * 1024

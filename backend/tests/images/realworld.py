@@ -129,10 +129,10 @@ def gif_with_frame_transparency() -> bytes:
 def gif_with_a_damaged_last_frame(frames: int = 3) -> bytes:
     """An animated GIF whose last frame's LZW code size is out of range: the container is
     whole, the first frames decode, the last one does not."""
-    from app.images import metadata
+    from app.images.containers import gif
 
     data = bytearray(animated_gif(frames, (32, 24)))
-    last = [b for b in metadata.gif_blocks(bytes(data)) if b.kind == metadata.GIF_IMAGE][-1]
+    last = [b for b in gif.gif_blocks(bytes(data)) if b.kind == gif.GIF_IMAGE][-1]
     flags = data[last.start + 9]
     palette = 3 << ((flags & 7) + 1) if flags & 0x80 else 0
     data[last.start + 10 + palette] = 12  # LZW minimum code size: at most 8 is valid
@@ -175,4 +175,6 @@ def mean_colour(data: bytes) -> tuple[int, ...]:
     """The average RGBA of an image's first frame."""
     with Image.open(BytesIO(data)) as image:
         rgba = image.convert("RGBA")
-    return tuple(int(v) for v in rgba.resize((1, 1), Image.Resampling.BOX).getpixel((0, 0)))
+    pixel = rgba.resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+    assert isinstance(pixel, tuple)  # an RGBA pixel, never a single band
+    return tuple(int(v) for v in pixel)

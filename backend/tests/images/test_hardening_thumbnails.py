@@ -14,7 +14,7 @@ import pytest
 
 SCRIPT = """
 import json, sys
-from app.images.imaging import probe
+from app.images.validation import probe
 from app.images.thumbnails import make_thumbnails
 from tests.images import factories as f, realworld
 

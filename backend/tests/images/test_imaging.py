@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from PIL import Image, ImageFile
 
+from app.images.containers.jpeg import jpeg_segments
 from app.images.errors import ImageTooLarge, InvalidFileFormat
-from app.images.imaging import ImageInfo, probe, sniff_format
-from app.images.metadata import jpeg_segments
+from app.images.formats import sniff
+from app.images.validation import ImageInfo, probe
 from tests.images import factories as f
 from tests.images import realworld
 
@@ -58,7 +59,8 @@ def probe_with(data: bytes, **limits: Any) -> ImageInfo:
 def test_sniff_format_recognises_only_the_four_magic_numbers(
     head: bytes, expected: str | None
 ) -> None:
-    assert sniff_format(head) == expected
+    sniffed = sniff(head)
+    assert (sniffed and sniffed.name) == expected
 
 
 # --------------------------------------------------------------------------- accepted
@@ -208,7 +210,7 @@ def test_decompression_bombs_are_refused_from_the_header(make: Callable[[], byte
 BOMBS_SCRIPT = """
 import json, sys
 from app.images.errors import ImageTooLarge
-from app.images.imaging import probe
+from app.images.validation import probe
 from tests.images import factories as f
 
 def peak_kib():  # VmHWM, unlike ru_maxrss, starts afresh at exec

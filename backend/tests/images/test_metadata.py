@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 from PIL import Image, ImageSequence
 
+from app.images.containers import strip_metadata
+from app.images.containers.jpeg import jpeg_segments
+from app.images.containers.png import png_chunks
+from app.images.containers.webp import webp_chunks
 from app.images.errors import ImageTooLarge, InvalidFileFormat
-from app.images.imaging import ImageInfo, probe
-from app.images.metadata import jpeg_segments, png_chunks, strip_metadata, webp_chunks
+from app.images.validation import ImageInfo, probe
 from tests.images import factories as f
 
 SECRETS = (b"secret location", b"Chitram Camera", b"Editor 1.0", b"Alice", b"48.85")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.images.processing import Limits, process_upload
+from app.images.validation import Limits, process_upload
 from app.infra.cpu import CpuPool
 from tests.images import factories
 

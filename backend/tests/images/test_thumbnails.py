@@ -8,7 +8,8 @@ import pytest
 from PIL import Image, ImageCms, JpegImagePlugin
 
 from app.images import thumbnails
-from app.images.thumbnails import ThumbnailError, make_thumbnails, normal_mode
+from app.images.pixels import normal_mode
+from app.images.thumbnails import ThumbnailError, make_thumbnails
 from tests.images import factories
 
 FORMATS = ("jpeg", "png", "webp", "gif")

@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.support import accounts, images
+from tests.support import flows, images
 from tests.support.accounts import PASSWORD, TEST_JWT_SECRET
 from tests.support.app import app_client
+from tests.support.flows import wait_for_thumbnails
 from tests.support.seaweed import SeaweedS3, on_seaweed
 from tests.support.server import chitram
-from tests.support.thumbnails import wait_for_thumbnails
 
 pytestmark = pytest.mark.anyio
 
@@ -47,8 +47,8 @@ def _env(settings: Settings) -> dict[str, str]:
 async def _populate(client: httpx.AsyncClient) -> tuple[dict[str, bytes], str]:
     """Owned, anonymous, duplicated and animated images with their thumbnails; the bytes
     of each by id, and an API key."""
-    account = await accounts.register(client, "backup@example.com")
-    key = await accounts.new_api_key(client, account)
+    account = await flows.register(client, "backup@example.com")
+    key = await flows.new_api_key(client, account)
     uploads = [
         ("a.png", images.png(40, 30), account.headers),
         ("b.jpg", images.jpeg(64, 48), account.headers),
@@ -69,9 +69,9 @@ async def _populate(client: httpx.AsyncClient) -> tuple[dict[str, bytes], str]:
 
 async def _backup_source(
     tmp_path: Path, settings: Settings
-) -> tuple[Path, dict[str, bytes], str, dict[str, object]]:
+) -> tuple[Path, dict[str, bytes], str, dict[str, dict[str, Any]]]:
     source = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="test",
         jwt_secret=TEST_JWT_SECRET,
         data_dir=tmp_path / "source",

@@ -114,7 +114,7 @@ def test_caddy_limits_bodies_like_the_app(compose: dict[str, Any]) -> None:
     caddy = _env(compose["services"]["caddy"])
     upload_limit = int(re.search(r"UPLOAD_BODY_LIMIT:-(\d+)", caddy["UPLOAD_BODY_LIMIT"]).group(1))  # type: ignore[union-attr]
     batch_limit = int(re.search(r"BATCH_BODY_LIMIT:-(\d+)", caddy["BATCH_BODY_LIMIT"]).group(1))  # type: ignore[union-attr]
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = Settings(_env_file=None)
     per_file = defaults.max_upload_bytes
     assert per_file < upload_limit <= per_file + 128 * 1024  # one file and its envelope
     assert batch_limit == defaults.max_batch_files * upload_limit

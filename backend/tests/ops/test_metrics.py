@@ -90,7 +90,7 @@ async def test_storage_and_database_errors_are_counted(settings: Settings, tmp_p
     errors = 'chitram_storage_errors_total{operation="put"}'
     assert sample(after, errors) - sample(before, errors) == 1
     broken = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="test",
         jwt_secret=TEST_JWT_SECRET,
         data_dir=tmp_path,

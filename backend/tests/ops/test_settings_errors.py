@@ -72,13 +72,13 @@ def test_the_server_factory_raises_an_error_without_values(
 
 def test_settings_do_not_show_secrets_in_their_repr(tmp_path: Path) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=tmp_path,
         jwt_secret=SECRETS["JWT_SECRET"] * 3,
         database_url=SECRETS["DATABASE_URL"],
         redis_url=SECRETS["REDIS_URL"],
         database_read_urls=(SECRETS["DATABASE_READ_URLS"],),
-        s3_secret_key=SECRETS["S3_SECRET_KEY"],  # type: ignore[arg-type]
+        s3_secret_key=SECRETS["S3_SECRET_KEY"],
     )
     _assert_no_secret(repr(settings))
     _assert_no_secret(str(settings))

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.infra import tracing
 from tests.support import images
 from tests.support.app import app_client
-from tests.support.thumbnails import wait_for_thumbnails
+from tests.support.flows import wait_for_thumbnails
 
 pytestmark = pytest.mark.anyio
 
@@ -116,4 +116,4 @@ async def test_redis_commands_are_spans_too(
 
 
 def test_tracing_is_off_without_an_endpoint() -> None:
-    assert tracing.setup(Settings(_env_file=None), "chitram-api") is False  # type: ignore[call-arg]
+    assert tracing.setup(Settings(_env_file=None), "chitram-api") is False

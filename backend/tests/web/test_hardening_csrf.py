@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
-from tests.support import accounts, images
+from tests.support import flows, images
 from tests.support.accounts import PASSWORD, Account
 from tests.support.app import app_client
 
@@ -54,7 +54,7 @@ def _browser(client: httpx.AsyncClient) -> httpx.AsyncClient:
 async def test_a_planted_anonymous_token_pair_opens_nothing_in_a_signed_in_browser(
     client: httpx.AsyncClient,
 ) -> None:
-    victim = await accounts.register(client)
+    victim = await flows.register(client)
     image_id = await _owned_image(client, victim)
     await _sign_in(client, victim.email)
     async with _browser(client) as attacker:
@@ -81,7 +81,7 @@ async def test_a_planted_anonymous_token_pair_opens_nothing_in_a_signed_in_brows
 async def test_the_token_rotates_at_sign_in_and_is_bound_to_one_session(
     client: httpx.AsyncClient,
 ) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     image_id = await _owned_image(client, account)
     before = _csrf(await client.get("/"))
     pre_session = client.cookies["chitram_csrf"]
@@ -129,7 +129,7 @@ async def test_cookies_are_secure_when_a_trusted_proxy_says_https(
     behind = settings.model_copy(update={"trusted_proxies": proxies})
     async with app_client(behind, peer=peer) as client:
         client.headers["X-Forwarded-Proto"] = "https"
-        account = await accounts.register(client)
+        account = await flows.register(client)
         page = await client.get("/login")
         assert ("Secure" in page.headers["set-cookie"]) is secure  # the CSRF cookie
         # The test speaks plain HTTP to the app (the proxy's side), where a client keeps
@@ -166,7 +166,7 @@ async def _expire(settings: Settings) -> None:
 async def test_an_upload_from_an_ended_session_is_refused_not_made_anonymous(
     client: httpx.AsyncClient, settings: Settings, how: str
 ) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     await _sign_in(client, account.email)
     token = _csrf(await client.get("/"))  # the upload page, loaded while signed in
     if how == "revoked":
@@ -197,7 +197,7 @@ async def test_an_upload_from_an_ended_session_is_refused_not_made_anonymous(
 async def test_deleting_from_an_ended_session_sends_the_person_to_sign_in(
     client: httpx.AsyncClient,
 ) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     image_id = await _owned_image(client, account)
     await _sign_in(client, account.email)
     token = _csrf(await client.get(f"/i/{image_id}"))

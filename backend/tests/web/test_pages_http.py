@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.support import accounts, images
+from tests.support import flows, images
 from tests.support.accounts import PASSWORD
 from tests.support.app import app_client
 
@@ -35,7 +35,7 @@ async def _sign_in(client: httpx.AsyncClient, email: str, next_path: str = "") -
 async def test_login_sets_a_safe_session_cookie_and_logout_ends_it(
     client: httpx.AsyncClient,
 ) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     signed_in = await _sign_in(client, account.email)
     assert signed_in.status_code == 303
     assert signed_in.headers["location"] == "/gallery"
@@ -64,7 +64,7 @@ async def test_login_sets_a_safe_session_cookie_and_logout_ends_it(
 
 async def test_cookies_are_secure_behind_https(settings: Settings) -> None:
     async with app_client(settings, base_url="https://testserver") as client:
-        account = await accounts.register(client)
+        account = await flows.register(client)
         page = await client.get("/login")
         assert "Secure" in page.headers["set-cookie"]  # the CSRF cookie
         signed_in = await _sign_in(client, account.email)
@@ -84,13 +84,13 @@ async def test_cookies_are_secure_behind_https(settings: Settings) -> None:
 async def test_next_redirects_only_to_local_paths(
     client: httpx.AsyncClient, next_path: str, expected: str
 ) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     response = await _sign_in(client, account.email, next_path)
     assert response.headers["location"] == expected
 
 
 async def test_state_changing_posts_need_the_csrf_token(client: httpx.AsyncClient) -> None:
-    account = await accounts.register(client)
+    account = await flows.register(client)
     owned = await client.post(
         "/api/v1/images/upload", files={"file": ("a.png", images.png())}, headers=account.headers
     )
@@ -187,7 +187,7 @@ async def test_the_gallery_needs_a_session_and_lists_thumbnails_only(
     client: httpx.AsyncClient,
 ) -> None:
     assert (await client.get("/gallery")).headers["location"] == "/login?next=/gallery"
-    account = await accounts.register(client)
+    account = await flows.register(client)
     for i in range(3):
         await client.post(
             "/api/v1/images/upload",
