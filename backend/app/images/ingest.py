@@ -211,6 +211,7 @@ class MultipartIngest:
                 )
             return
         self._file_parts_seen += 1
+        self._keep_spooled_fresh()
         if self._file_parts_seen > self.max_files:
             raise InvalidRequest(
                 f"At most {self.max_files} file(s) per request",
@@ -232,6 +233,14 @@ class MultipartIngest:
         received_file = ReceivedFile(filename=filename, path=Path(path), refused=refused)
         self.files.append(received_file)
         self._part.file = received_file
+
+    def _keep_spooled_fresh(self) -> None:
+        """Touch the spool files of the earlier parts. They sit idle while later parts
+        arrive, which in a slow batch can outlast STALE_SPOOL_SECONDS: the stale-spool
+        sweep must not take them from under an upload still in progress."""
+        for earlier in self.files:
+            with contextlib.suppress(OSError):  # best effort: writing it is what matters
+                os.utime(earlier.path)
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self._part
