@@ -1,4 +1,8 @@
-"""Image rules: ingest, store, describe, serve and delete. Services never commit."""
+"""Image rules: ingest, store, describe, serve and delete.
+
+Each change is a unit of work handed to `Database.write`, which commits it. An object is
+written before the commit that refers to it; a delete removes objects only after the
+commit that drops their rows; caches and thumbnail jobs hear of a change after it."""
 
 from __future__ import annotations
 
@@ -70,7 +74,8 @@ CACHE_RESULTS = {
     result: CACHE_REQUESTS.labels(result=result.lower()) for result in ("HIT", "MISS", "BYPASS")
 }
 MAX_IDEMPOTENCY_KEY = 255
-# Named in idempotency fingerprints: a key used on one route is refused on another.
+# Named in idempotency fingerprints, so that a route taking keys later can never replay
+# this one's answers (today the upload is the only route that takes a key).
 UPLOAD_ROUTE = "POST /api/v1/images/upload"
 # Statuses of a body that could not be read as an upload; with a used key, a mismatch.
 UNREADABLE_REQUEST = frozenset({400, 413, 415, 422})
