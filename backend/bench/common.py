@@ -6,6 +6,7 @@ quoted. They live outside `tests/` so pytest never collects them.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -387,3 +388,19 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     for row in rows:
         cells = zip(row, widths, strict=True)
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(cells)))
+
+
+def add_server_env(parser: argparse.ArgumentParser, example: str) -> None:
+    """`--server-env NAME=VALUE`, repeatable: settings for the server under test."""
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"extra server environment, e.g. {example} (repeatable)",
+    )
+
+
+def server_env(items: list[str]) -> dict[str, str]:
+    """The `--server-env` items as an environment."""
+    return dict(item.split("=", 1) for item in items)

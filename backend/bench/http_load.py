@@ -36,6 +36,7 @@ from bench.common import (
     CpuMeter,
     Multipart,
     Server,
+    add_server_env,
     describe_code,
     embedded_server,
     jpeg_near,
@@ -43,6 +44,7 @@ from bench.common import (
     machine_info,
     multipart_file,
     print_table,
+    server_env,
     timestamp,
     write_results,
 )
@@ -377,15 +379,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=SCENARIOS,
         help="run only these (repeatable; default: all)",
     )
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra server environment, e.g. RATE_LIMIT_ENABLED=true (repeatable)",
-    )
+    add_server_env(parser, "RATE_LIMIT_ENABLED=true")
     args = parser.parse_args(argv)
-    args.server_env = dict(item.split("=", 1) for item in args.server_env)
+    args.server_env = server_env(args.server_env)
     args.log_levels = args.log_levels or ["WARNING"]
     args.scenarios = args.scenarios or list(SCENARIOS)
     return args

@@ -51,10 +51,12 @@ import PIL
 from PIL import Image, ImageChops, ImageSequence
 
 from bench.common import (
+    add_server_env,
     describe_code,
     embedded_server,
     machine_info,
     print_table,
+    server_env,
     timestamp,
     write_results,
 )
@@ -379,13 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, help="a Tests/images directory (no download)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="download cache")
     parser.add_argument("--only", default="", help="only files whose path contains this")
-    parser.add_argument(
-        "--server-env", action="append", default=[], metavar="NAME=VALUE", help="server setting"
-    )
+    add_server_env(parser, "MAX_UPLOAD_BYTES=10485760")
     args = parser.parse_args(argv)
     root = args.dir or corpus_dir(args.cache)
     files = sorted(p for p in root.rglob("*") if p.is_file() and args.only in str(p))
-    env = dict(item.split("=", 1) for item in args.server_env)
+    env = server_env(args.server_env)
     global MAX_UPLOAD_BYTES
     MAX_UPLOAD_BYTES = int(env.get("MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES))
     started = timestamp()

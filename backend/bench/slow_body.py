@@ -35,12 +35,14 @@ from typing import Any
 import httpx
 
 from bench.common import (
+    add_server_env,
     describe_code,
     embedded_server,
     jpeg_near,
     jpeg_variant,
     machine_info,
     print_table,
+    server_env,
     timestamp,
     write_results,
 )
@@ -59,15 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--give-up", type=float, default=60.0, help="max seconds of drill")
     parser.add_argument("--file-bytes", type=int, default=1_000_000, help="JPEG size")
     parser.add_argument("--log-level", default="WARNING", help="server LOG_LEVEL")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra server environment, e.g. UPLOAD_GRACE_SECONDS=5 (repeatable)",
-    )
+    add_server_env(parser, "UPLOAD_GRACE_SECONDS=5")
     args = parser.parse_args(argv)
-    args.server_env = dict(item.split("=", 1) for item in args.server_env)
+    args.server_env = server_env(args.server_env)
     return args
 
 

@@ -25,6 +25,7 @@ from bench.common import (
     MIB,
     Multipart,
     Server,
+    add_server_env,
     describe_code,
     embedded_server,
     jpeg_near,
@@ -33,6 +34,7 @@ from bench.common import (
     multipart_file,
     print_table,
     reset_peak_rss,
+    server_env,
     timestamp,
     tree_status_kb,
     write_results,
@@ -167,15 +169,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=0.005, help="RSS sampling period (s)")
     parser.add_argument("--settle", type=float, default=1.0, help="idle seconds around bursts")
     parser.add_argument("--log-level", default="WARNING", help="server LOG_LEVEL")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra server environment, e.g. MALLOC_ARENA_MAX=2 (repeatable)",
-    )
+    add_server_env(parser, "MALLOC_ARENA_MAX=2")
     args = parser.parse_args(argv)
-    args.server_env = dict(item.split("=", 1) for item in args.server_env)
+    args.server_env = server_env(args.server_env)
     return args
 
 

@@ -23,7 +23,8 @@ from app.images.schemas import ImageUploaded
 from app.infra.db import Database
 from app.models.base import utcnow
 
-# Named in idempotency fingerprints: a key used on one route is refused on another.
+# Named in idempotency fingerprints, so that a route taking keys later can never replay
+# this one's answers (today the upload is the only route that takes a key).
 UPLOAD_ROUTE = "POST /api/v1/images/upload"
 # Statuses of a body that could not be read as an upload; with a used key, a mismatch.
 UNREADABLE_REQUEST = frozenset({400, 413, 415, 422})

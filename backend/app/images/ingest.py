@@ -125,6 +125,7 @@ class MultipartIngest:
         self.fail_fast = fail_fast
         self.files: list[ReceivedFile] = []
         self._file_parts_seen = 0
+        self._touch_earlier = False
         self._fields_seen = 0
         self._part = _Part()
         self._header_field = bytearray()
@@ -161,6 +162,8 @@ class MultipartIngest:
             raise InvalidRequest("The multipart body is malformed") from exc
 
     async def _flush_pending(self, final: bool = False) -> None:
+        if self._touch_earlier:
+            await self._keep_spooled_fresh()
         for received_file in self.files:
             pending, data = received_file._pending, b""
             if pending and (final or len(pending) >= SPILL_BYTES):
@@ -220,6 +223,7 @@ class MultipartIngest:
                 )
             return
         self._file_parts_seen += 1
+        self._touch_earlier = True  # done by the next flush, in a thread
         if self._file_parts_seen > self.max_files:
             raise InvalidRequest(
                 f"At most {self.max_files} file(s) per request",
@@ -237,6 +241,14 @@ class MultipartIngest:
         received_file = ReceivedFile(filename=filename, path=path, refused=refused)
         self.files.append(received_file)
         self._part.file = received_file
+
+    async def _keep_spooled_fresh(self) -> None:
+        """Touch the spool files of the earlier parts. They sit idle while later parts
+        arrive, which in a slow batch can outlast STALE_SPOOL_SECONDS: the stale-spool
+        sweep must not take them from under an upload still in progress."""
+        self._touch_earlier = False
+        paths = [earlier.path for earlier in self.files if earlier._created]
+        await anyio.to_thread.run_sync(_touch, paths)
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self._part
@@ -258,6 +270,12 @@ class MultipartIngest:
         piece = data[start:end]
         received_file._hash.update(piece)
         received_file._pending += piece
+
+
+def _touch(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):  # best effort: writing it is what matters
+            os.utime(path)
 
 
 def _spool(received_file: ReceivedFile, data: bytes) -> None:

@@ -26,6 +26,7 @@ Nothing here touches global state except Pillow's bomb guard, set by the caller'
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -55,6 +56,9 @@ RESAMPLE = Image.Resampling.BILINEAR
 ANIMATION_MAX_FRAMES = 120
 # Frames x pixels of the large animated thumbnail; beyond it the first frame is used.
 ANIMATION_PIXEL_BUDGET = 24_000_000
+# What Pillow raises on a damaged file: struct.error when a block is shorter than the
+# fields it reads.
+DAMAGED = (OSError, ValueError, SyntaxError, struct.error)
 # Pillow composes every frame onto a full-size canvas: frames x canvas pixels decoded,
 # and canvases of 4 bytes a pixel. Beyond either, the first frame is used.
 ANIMATION_DECODE_BUDGET = 150_000_000  # ~70 frames of 1080p
@@ -112,14 +116,14 @@ def make_thumbnails(
             shown = _shown_frames(image, data)
             try:
                 return _make(image, shown, data, gif)
-            except (OSError, ValueError, SyntaxError):
+            except DAMAGED:
                 if len(shown) == 1:
                     raise
         # A later frame is damaged (validation decodes only a GIF's or WebP's first
         # frame): browsers show the frames that decode, we show the first one.
         with Image.open(BytesIO(data), formats=pillow_names) as image:
             return _make(image, range(shown.start, shown.start + 1), data, gif)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (*DAMAGED, Image.DecompressionBombError) as exc:
         raise ThumbnailError(f"cannot make thumbnails: {exc}") from exc
     except InvalidFileFormat as exc:  # our walkers refuse what they cannot read
         raise ThumbnailError(f"cannot make thumbnails: {exc.message}") from exc
@@ -135,7 +139,13 @@ def _shown_frames(image: Image.Image, data: bytes) -> range:
         first = 1 if animation.hidden_default else 0
         return range(first, first + animation.frames)
     if fmt in (formats.GIF, formats.WEBP):
-        return range(int(getattr(image, "n_frames", 1)))
+        try:
+            return range(int(getattr(image, "n_frames", 1)))
+        except DAMAGED:
+            # Counting reads every frame's control block; one Pillow cannot read leaves
+            # the first frame, which validation decoded. Back to it: the count moved on.
+            image.seek(0)
+            return range(1)
     return range(1)  # JPEG; an MPO's further pictures are not shown
 
 

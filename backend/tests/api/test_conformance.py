@@ -1,4 +1,4 @@
-"""HTTP conformance (issue 14.19, 14.21): `405` names every method of the path in
+"""HTTP conformance (contract section 10): `405` names every method of the path in
 `Allow`, `HEAD /health` answers, fixed paths never parse as ids, and browsers are told
 apart from JSON clients by `Accept`'s preferences."""
 

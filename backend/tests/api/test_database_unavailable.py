@@ -1,4 +1,5 @@
-"""Every way the database can be unavailable answers 503 with Retry-After (issue 14.5).
+"""Every way the database can be unavailable answers 503 with Retry-After (a
+misconfigured deployment is an outage to report, not a bug to hide behind a 500).
 
 A live `chitram serve` is pointed at a PostgreSQL database that does not exist, a role
 that does not exist, and a SQLite file that cannot be opened. Before the fix, asyncpg's
@@ -7,13 +8,8 @@ the app's exception reset the keep-alive connection."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import subprocess
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,40 +18,8 @@ import pytest
 
 from tests.conftest import PG_ADMIN_DSN
 from tests.support.images import png
-from tests.support.server import CHITRAM, free_port
+from tests.support.server import live_server
 from tests.support.services import service_missing
-
-
-@contextlib.contextmanager
-def serving(env: dict[str, str], log_dir: Path) -> Iterator[tuple[str, Path]]:
-    """`chitram serve` (no migration: the database is not there), until it answers."""
-    port = free_port()
-    log_path = log_dir / f"server-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [CHITRAM, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, "LOG_FORMAT": "json", **env},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "the server did not answer within 30 s"
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            time.sleep(0.1)
-        yield url, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def _pg_url(*, user: str | None = None, database: str | None = None) -> str:
@@ -126,7 +90,10 @@ def test_an_unavailable_database_answers_503_on_every_route(
         ("POST", "/api/v1/images/upload", {"files": {"file": ("a.png", png(), "image/png")}}),
         ("GET", f"/i/{uuid.uuid4()}", {"headers": {"Accept": "text/html"}}),  # a web page
     ]
-    with serving(env, tmp_path) as (url, log_path), httpx.Client(base_url=url) as client:
+    with (
+        live_server(env, tmp_path, migrate=False, healthy=False) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         for method, path, kwargs in calls:
             response = client.request(method, path, **kwargs)  # type: ignore[arg-type]
             assert response.status_code == 503, (method, path, response.text)
@@ -135,7 +102,7 @@ def test_an_unavailable_database_answers_503_on_every_route(
             if path != "/health":
                 assert int(response.headers["Retry-After"]) > 0
             assert response.headers.get("connection") != "close"
-        log = log_path.read_text(errors="replace")
+        log = server.log()
     # Nothing escaped the app: uvicorn logs this (and drops the connection) when it does.
     assert "Exception in ASGI application" not in log
     assert '"status": 500' not in log

@@ -1,4 +1,4 @@
-"""Deleting commits the rows before removing objects (issue 14, point 11).
+"""Deleting commits the rows before removing objects.
 
 A failed commit must leave the image whole, row and file; a storage that fails after
 the commit leaves only an object without a row, which reconcile removes."""
@@ -144,6 +144,26 @@ class _UploadWhileRemoving(LocalStorage):
         await super().delete(key)
 
 
+async def _assert_race_kept_the_upload(
+    client: httpx.AsyncClient,
+    storage: _UploadWhileRemoving,
+    upload: Callable[[], Awaitable[httpx.Response]],
+    data: bytes,
+) -> None:
+    """The raced upload got 201 and its file is served, or it was asked to retry (503,
+    "the upload raced a delete") and a retry is accepted and served: never 201 without
+    a file."""
+    assert storage.raced is not None
+    raced = await storage.raced
+    assert raced.status_code in (201, 503), raced.text
+    if raced.status_code == 503:
+        raced = await upload()
+        assert raced.status_code == 201
+    served = await client.get(raced.json()["url"])
+    assert served.status_code == 200
+    assert served.content == data
+
+
 async def test_an_upload_racing_the_removal_never_loses_its_object(settings: Settings) -> None:
     storage = _UploadWhileRemoving(settings.data_dir / "objects", settings.tmp_dir)
     await storage.start()
@@ -156,15 +176,7 @@ async def test_an_upload_racing_the_removal_never_loses_its_object(settings: Set
         body = (await upload()).json()
         storage.racer = upload
         assert (await client.delete(body["delete_url"])).status_code == 204
-        assert storage.raced is not None
-        raced = await storage.raced
-        assert raced.status_code in (201, 503), raced.text
-        if raced.status_code == 503:  # "the upload raced a delete; retry it"
-            raced = await upload()
-            assert raced.status_code == 201
-        served = await client.get(raced.json()["url"])
-        assert served.status_code == 200
-        assert served.content == data
+        await _assert_race_kept_the_upload(client, storage, upload, data)
 
 
 async def test_an_upload_racing_reconcile_never_loses_its_object(settings: Settings) -> None:
@@ -187,12 +199,4 @@ async def test_an_upload_racing_reconcile_never_loses_its_object(settings: Setti
         finally:
             await close_resources(resources)
         assert len(report.objects_without_row) == 1
-        assert storage.raced is not None
-        raced = await storage.raced
-        assert raced.status_code in (201, 503), raced.text
-        if raced.status_code == 503:  # "the upload raced a delete; retry it"
-            raced = await upload()
-            assert raced.status_code == 201
-        served = await client.get(raced.json()["url"])
-        assert served.status_code == 200
-        assert served.content == data
+        await _assert_race_kept_the_upload(client, storage, upload, data)

@@ -1,4 +1,4 @@
-"""Issue 14, real-world images: what browsers show is what we accept, serve and thumbnail.
+"""Real-world images: what browsers show is what we accept, serve and thumbnail.
 
 Validation does not depend on the database, so these run on SQLite only.
 """
@@ -240,6 +240,18 @@ async def test_a_gif_whose_last_frame_does_not_decode_gets_a_still_thumbnail(
     """Validation decodes a GIF's first frame only (decoding the others means composing
     them all); browsers show the frames that decode, and so does the thumbnail."""
     body = await _accepted(client, realworld.gif_with_a_damaged_last_frame(), "anim.gif")
+
+    thumb = await _thumbnail(client, body["id"])
+    assert getattr(thumb, "n_frames", 1) == 1
+
+
+async def test_a_gif_whose_frames_cannot_be_counted_gets_a_still_thumbnail(
+    client: httpx.AsyncClient,
+) -> None:
+    """Pillow counts a GIF's frames by reading every control block; one too short for it
+    must leave the first frame (which validation decoded) as the thumbnail, not a job
+    that crashes on every attempt."""
+    body = await _accepted(client, realworld.gif_with_a_short_frame_control(), "anim.gif")
 
     thumb = await _thumbnail(client, body["id"])
     assert getattr(thumb, "n_frames", 1) == 1

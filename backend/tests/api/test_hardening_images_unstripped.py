@@ -1,4 +1,5 @@
-"""Issue 14, point 15 with `STRIP_METADATA=false`: an MPO is stored whole, shown as one picture."""
+"""With `STRIP_METADATA=false`, an MPO is stored whole (its second picture kept) and
+shown as one picture: `frames` is 1, as browsers show it."""
 
 from __future__ import annotations
 

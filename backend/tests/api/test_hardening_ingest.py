@@ -1,6 +1,6 @@
-"""The upload ingest path against slow, malformed and oversized bodies (issue 14: points
-1, 4, 7 and 10): every one gets the contract's 4xx or 503, never a 500 or a hang, and
-never keeps other clients' uploads out."""
+"""The upload ingest path against slow, malformed and oversized bodies: every one gets
+the contract's 4xx or 503, never a 500 or a hang, and never keeps other clients'
+uploads out."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.images.ingest import SPILL_BYTES, clear_stale_spool
 from app.ops.reconcile import reconcile
 from app.wiring import close_resources, open_resources
 from tests.support import images
-from tests.support.app import app_client
+from tests.support.app import app_client, client_from
 
 pytestmark = pytest.mark.anyio
 
@@ -47,11 +48,6 @@ def _file_part(
 END = f"--{BOUNDARY}--\r\n".encode()
 
 
-def _client(app: FastAPI, peer: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(peer, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-
 class SlowUpload:
     """An upload whose body sends its first bytes, then waits until released."""
 
@@ -75,7 +71,7 @@ class SlowUpload:
         self.reading.set()  # refused at once: nothing is held
 
 
-# ---- point 1: slow bodies ----------------------------------------------------------------
+# ---- slow bodies -------------------------------------------------------------------------
 
 
 class TestSlowBodies:
@@ -90,13 +86,13 @@ class TestSlowBodies:
         }
 
     async def test_slow_bodies_hold_only_what_they_sent(self, app: FastAPI) -> None:
-        slow = [SlowUpload(_client(app, f"10.0.0.{n}")) for n in range(1, 8)]
+        slow = [SlowUpload(client_from(app, f"10.0.0.{n}")) for n in range(1, 8)]
         photo = images.noisy_jpeg(120, 90)
         async with anyio.create_task_group() as group:
             for upload in slow:
                 group.start_soon(upload.run)
             await _all_reading(slow)
-            async with _client(app, "10.0.1.1") as other:
+            async with client_from(app, "10.0.1.1") as other:
                 ok = await other.post(UPLOAD, files={"file": ("b.jpg", photo)})
                 assert ok.status_code == 201, ok.text
                 batch = await other.post(BATCH, files={"files": ("c.jpg", photo)})
@@ -112,7 +108,7 @@ class TestSlowBodies:
 
     async def test_one_address_holds_at_most_its_share_of_slots(self, app: FastAPI) -> None:
         photo = images.noisy_jpeg(120, 90)
-        async with _client(app, "10.0.0.1") as greedy:
+        async with client_from(app, "10.0.0.1") as greedy:
             slow = [SlowUpload(greedy), SlowUpload(greedy, BATCH)]
             async with anyio.create_task_group() as group:
                 for upload in slow:
@@ -124,7 +120,7 @@ class TestSlowBodies:
                 assert third.json()["error"]["details"] == {"max_uploads_per_client": 2}
                 assert third.headers["retry-after"] == "1"
                 assert third.headers["connection"] == "close"
-                async with _client(app, "10.0.0.2") as other:
+                async with client_from(app, "10.0.0.2") as other:
                     ok = await other.post(UPLOAD, files={"file": ("c.jpg", photo)})
                     assert ok.status_code == 201, ok.text
                 for upload in slow:
@@ -172,7 +168,7 @@ class TestMinimumRate:
         assert ok.status_code == 201, ok.text
 
 
-# ---- point 4: input that used to give 500 ---------------------------------------------
+# ---- input that used to give 500 ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -254,7 +250,7 @@ async def test_an_unwritable_spool_is_503(
     assert again.status_code in (200, 201), again.text
 
 
-# ---- point 7: form-field floods ---------------------------------------------------------
+# ---- form-field floods ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", [UPLOAD, BATCH])
@@ -314,7 +310,7 @@ async def test_oversized_part_headers_are_400(client: httpx.AsyncClient, headers
     assert response.json()["error"]["code"] == "INVALID_REQUEST"
 
 
-# ---- point 10: spool files left by killed uploads --------------------------------------
+# ---- spool files left by killed uploads ------------------------------------------------
 
 
 def _spool_files(settings: Settings) -> tuple[Path, Path, Path]:
@@ -355,6 +351,33 @@ async def test_start_up_removes_spool_files_older_than_an_hour(settings: Setting
     assert not old.exists()
     assert fresh.exists()
     assert other.exists()
+
+
+async def test_a_slow_batch_keeps_its_earlier_files_from_the_stale_spool_sweep(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A batch's earlier files sit spooled while later parts arrive, which at the minimum
+    rate (or without one) can take longer than the sweep's hour: each new part touches
+    them, so a sweep meanwhile (reconcile, another process starting) leaves them be."""
+    photo = images.noisy_jpeg(1400, 1000)  # over the 1 MiB spill: on disk as it arrives
+    assert len(photo) > SPILL_BYTES
+
+    swept: list[str] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield _file_part(photo, "files", 'filename="first.jpg"')
+        # An hour and more goes by before the next part (the sweep's cut-off, faked).
+        hour_and_more = time.time() - 3700
+        for spooled in settings.tmp_dir.glob("upload-*"):
+            os.utime(spooled, (hour_and_more, hour_and_more))
+        yield _file_head("files", 'filename="second.jpg"')
+        swept.extend(clear_stale_spool(settings.tmp_dir))
+        yield images.noisy_jpeg(120, 90) + b"\r\n" + END
+
+    response = await client.post(BATCH, content=body(), headers=MULTIPART)
+    assert swept == []
+    assert response.status_code == 200, response.text
+    assert [r["status"] for r in response.json()["results"]] == [201, 201]
 
 
 def _wait_for_startup_cleanup() -> None:

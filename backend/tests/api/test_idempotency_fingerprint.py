@@ -1,8 +1,8 @@
-"""An Idempotency-Key replays only the very request it answered (issue 14, point 8).
+"""An Idempotency-Key replays only the very request it answered.
 
 A retry of the same request gets the same 201 body; the same key with another request
-(another file or name, an empty or missing body, another route) is 422
-`IDEMPOTENCY_KEY_REUSED` and never hands out the first image or its delete token."""
+(another file or name, an empty or missing body) is 422 `IDEMPOTENCY_KEY_REUSED` and
+never hands out the first image or its delete token. The batch route takes no key."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fuzz every route against the OpenAPI document with Schemathesis (issue 14.20).
+"""Fuzz every route against the OpenAPI document with Schemathesis.
 
 A real `chitram serve` on SQLite answers Schemathesis' four phases (the document's
 examples, boundary coverage, random fuzzing, and stateful sequences over the links it

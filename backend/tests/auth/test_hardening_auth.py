@@ -1,4 +1,4 @@
-"""Issue 14: lockout under concurrency, whose budget a request spends, and what an API
+"""Lockout under concurrency, whose budget a request spends, and what an API
 key may not do."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from app.config import Settings
 from app.main import create_app
 from tests.support import flows, images
 from tests.support.accounts import PASSWORD
-from tests.support.app import app_client
+from tests.support.app import app_client, client_from
 
 pytestmark = pytest.mark.anyio
 AUTH = "/api/v1/auth"
@@ -43,7 +43,7 @@ def _lockout(settings: Settings, **update: object) -> Settings:
     )
 
 
-# ---- 2. lockout holds under concurrency --------------------------------------------------
+# ---- lockout holds under concurrency -----------------------------------------------------
 
 
 async def test_concurrent_guesses_are_counted_before_the_password_is_checked(
@@ -86,7 +86,7 @@ async def test_a_right_password_within_the_budget_still_signs_in(settings: Setti
         assert await _guess(client, account.email, "wrong") == 401  # and it cleared them
 
 
-# ---- 3. whose budget a request spends ----------------------------------------------------
+# ---- whose budget a request spends -------------------------------------------------------
 
 
 async def test_credentials_riding_on_a_login_buy_no_fresh_budget(settings: Settings) -> None:
@@ -130,22 +130,22 @@ async def test_an_ipv4_mapped_address_shares_the_ipv4_bucket(settings: Settings)
     strict = settings.model_copy(update={"rate_limit_upload": "2/minute"})
     async with LifespanManager(create_app(strict)) as manager:
 
-        def client(peer: str) -> httpx.AsyncClient:
-            transport = httpx.ASGITransport(app=manager.app, client=(peer, 40000))
-            return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
         async def upload(http: httpx.AsyncClient, **headers: str) -> int:
             return (await flows.upload(http, headers=headers)).status_code
 
-        async with client("203.0.113.9") as v4, client("::ffff:203.0.113.9") as mapped:
+        app = manager.app
+        async with (
+            client_from(app, "203.0.113.9") as v4,
+            client_from(app, "::ffff:203.0.113.9") as mapped,
+        ):
             assert [await upload(v4), await upload(v4)] == [201, 201]
             assert await upload(mapped) == 429  # a dual-stack socket's spelling of v4
-        async with client("127.0.0.1") as proxy:  # loopback: a trusted proxy
+        async with client_from(app, "127.0.0.1") as proxy:  # loopback: a trusted proxy
             forwarded = {"X-Forwarded-For": "::ffff:198.51.100.20"}
             assert [await upload(proxy, **forwarded) for _ in range(2)] == [201, 201]
             assert await upload(proxy, **{"X-Forwarded-For": "198.51.100.20"}) == 429
         # Loopback reached over a dual-stack socket is still the trusted proxy.
-        async with client("::ffff:127.0.0.1") as proxy:
+        async with client_from(app, "::ffff:127.0.0.1") as proxy:
             statuses = [
                 await upload(proxy, **{"X-Forwarded-For": f"198.51.100.{30 + i}"}) for i in range(3)
             ]
@@ -171,7 +171,7 @@ async def test_web_pages_are_limited_as_reads(settings: Settings) -> None:
         assert (await client.get("/login")).status_code == 200  # not a read of images
 
 
-# ---- 11. an API key cannot manage API keys -----------------------------------------------
+# ---- an API key cannot manage API keys ---------------------------------------------------
 
 
 @pytest.mark.parametrize("database_kind", ["sqlite", "postgres"], indirect=False)

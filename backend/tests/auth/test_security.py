@@ -184,7 +184,8 @@ async def test_no_route_lets_one_user_act_on_anothers_things(client: httpx.Async
         keys = (await client.get("/api/v1/auth/api-keys", headers=credentials)).json()["items"]
         assert owner_key_id not in [k["id"] for k in keys]
         revoked = await client.delete(f"/api/v1/auth/api-keys/{owner_key_id}", headers=credentials)
-        # Not found for a token; an API key may revoke no key at all (issue 14).
+        # Not found for a token; an API key may revoke no key at all (a leaked key must
+        # not revoke its owner's other keys).
         assert revoked.status_code == (403 if "X-API-Key" in credentials else 404)
         me = (await client.get(ME, headers=credentials)).json()
         assert me["id"] == intruder.id

@@ -1,4 +1,4 @@
-"""Slow bodies on real sockets (issue 14, point 1): bodies trickling a byte at a time,
+"""Slow bodies on real sockets: bodies trickling a byte at a time,
 with no declared length, neither keep other uploads out nor hold their slots for long."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's curl walk-through works when pasted as is (issue 14.22).
+"""The README's curl walk-through works when pasted as is.
 
 Its two shell blocks under "Try it" run in bash, unchanged but for the address, against
 a live `chitram serve`: the anonymous upload, download, thumbnail (polled until ready)

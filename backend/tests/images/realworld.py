@@ -139,6 +139,16 @@ def gif_with_a_damaged_last_frame(frames: int = 3) -> bytes:
     return bytes(data)
 
 
+def gif_with_a_short_frame_control(frames: int = 3) -> bytes:
+    """An animated GIF whose second frame's graphic control extension holds 1 byte instead
+    of 4: the container is whole and the first frame decodes, but counting the frames
+    (which reads each control block) fails."""
+    data = animated_gif(frames, (32, 24))
+    controls = [at for at in range(len(data)) if data.startswith(b"\x21\xf9\x04", at)]
+    second = controls[1]
+    return data[:second] + b"\x21\xf9\x01\x00\x00" + data[second + 8 :]
+
+
 def webp_with_canvas(canvas: tuple[int, int], frames: int = 2) -> bytes:
     """An animated WebP of 4x4 frames whose VP8X canvas is patched to `canvas`."""
     data = bytearray(animated_webp(frames, (4, 4)))

@@ -1,4 +1,4 @@
-"""Issue 14, point 9: an image costs what its frames hold, not what its canvas declares.
+"""An image costs what its frames hold, not what its canvas declares.
 
 Each case runs in a fresh process, where it alone sets the peak memory (VmHWM)."""
 

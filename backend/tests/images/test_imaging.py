@@ -335,7 +335,7 @@ def test_a_png_without_pixels_is_refused() -> None:
 
 
 def test_an_apng_declaring_zero_frames_is_a_still_image() -> None:
-    """Browsers show the default image of an APNG whose acTL is unusable (issue 14)."""
+    """Browsers show the default image of an APNG whose acTL is unusable."""
     with pytest.warns(UserWarning, match="Invalid APNG"):  # Pillow falls back to it too
         info = probe_with(f.apng_declaring(0, (8, 8)))
 

@@ -5,10 +5,7 @@ health checks against the settings the app reads; the Caddyfile against caddy it
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ import pytest
 import yaml
 
 from app.config import Settings
-from tests.support.services import service_missing
+from tests.support.caddy import run_caddy
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -124,18 +121,7 @@ def test_caddy_limits_bodies_like_the_app(compose: dict[str, Any]) -> None:
 
 
 def test_caddy_accepts_the_caddyfile() -> None:
-    caddy = shutil.which("caddy")
-    if caddy is None:
-        service_missing("Debian's caddy (apt-get install caddy) for `caddy validate`")
-    result = subprocess.run(
-        [str(caddy), "validate", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "CHITRAM_DOMAIN": "images.example.com"},
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_caddy("validate", CADDYFILE)
     assert "Valid configuration" in result.stdout + result.stderr
 
 

@@ -1,39 +1,24 @@
-"""Caddy in front of the API bounds slow clients (issue 14, point 1): both the compose
-Caddyfile and the one `make cluster` writes give every server read timeouts, as caddy
-itself reads them."""
+"""Caddy in front of the API bounds slow clients, so a trickling client cannot hold a
+connection for ever whatever the API does: both the compose Caddyfile and the one
+`make cluster` writes give every server read timeouts, as caddy itself reads them."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cluster.control import _caddyfile
-from tests.support.services import service_missing
+from tests.support.caddy import run_caddy
 
 ROOT = Path(__file__).resolve().parents[3]
 SECOND = 1_000_000_000  # caddy's JSON durations are in nanoseconds
 
 
 def _adapt(caddyfile: Path) -> dict[str, Any]:
-    caddy = shutil.which("caddy")
-    if caddy is None:
-        service_missing("Debian's caddy (apt-get install caddy) for `caddy adapt`")
-    result = subprocess.run(
-        [str(caddy), "adapt", "--config", str(caddyfile), "--adapter", "caddyfile"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "CHITRAM_DOMAIN": "images.example.com"},
-    )
-    assert result.returncode == 0, result.stderr
-    adapted: dict[str, Any] = json.loads(result.stdout)
+    adapted: dict[str, Any] = json.loads(run_caddy("adapt", caddyfile).stdout)
     return adapted
 
 

@@ -1,4 +1,4 @@
-"""Bad settings are reported by name, never by value (issue 14, point 11).
+"""Bad settings are reported by name, never by value.
 
 pydantic's own message quotes its input, and for a whole-model check that input is every
 setting: a weak JWT_SECRET in production used to be echoed to the console, together

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -24,8 +25,22 @@ async def app_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client for `create_app(settings)`, as seen from `peer`."""
     async with LifespanManager(create_app(settings, storage=storage)) as manager:
-        transport = httpx.ASGITransport(
-            app=manager.app, client=(peer, 40000), raise_app_exceptions=raise_app_exceptions
+        client = client_from(
+            manager.app, peer, base_url=base_url, raise_app_exceptions=raise_app_exceptions
         )
-        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+        async with client:
             yield client
+
+
+def client_from(
+    app: Any,
+    peer: str,
+    *,
+    base_url: str = "http://testserver",
+    raise_app_exceptions: bool = True,
+) -> httpx.AsyncClient:
+    """A client for an app already running (one app, several client addresses)."""
+    transport = httpx.ASGITransport(
+        app=app, client=(peer, 40000), raise_app_exceptions=raise_app_exceptions
+    )
+    return httpx.AsyncClient(transport=transport, base_url=base_url)

@@ -60,9 +60,11 @@ class LiveServer(_Process):
 
 @contextlib.contextmanager
 def live_server(
-    env: dict[str, str], log_dir: Path, *, migrate: bool = True
+    env: dict[str, str], log_dir: Path, *, migrate: bool = True, healthy: bool = True
 ) -> Iterator[LiveServer]:
-    """`chitram migrate` then `chitram serve` with `env`; stopped (and reaped) at the end."""
+    """`chitram migrate` then `chitram serve` with `env`; stopped (and reaped) at the end.
+    Ready once /health answers 200, or with `healthy=False` once it answers at all (a
+    server whose database is down)."""
     full_env = {**os.environ, "LOG_FORMAT": "json", **env}
     if migrate:
         result = chitram("migrate", env=full_env)
@@ -78,7 +80,7 @@ def live_server(
         )
     server = LiveServer(process, log_path, f"http://127.0.0.1:{port}")
     try:
-        _wait_ready(server, f"{server.url}/health", "server")
+        _wait_ready(server, f"{server.url}/health", "server", any_status=not healthy)
         yield server
     finally:
         if process.poll() is None:
@@ -89,14 +91,18 @@ def live_server(
                 server.kill()
 
 
-def _wait_ready(process: _Process, url: str, what: str, timeout: float = 30) -> None:
-    """Poll `url` until it answers 200; fail with the log if the process exits first."""
+def _wait_ready(
+    process: _Process, url: str, what: str, timeout: float = 30, *, any_status: bool = False
+) -> None:
+    """Poll `url` until it answers 200 (any status with `any_status`); fail with the log
+    if the process exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.process.poll() is not None:
             raise RuntimeError(f"{what} exited early:\n{process.log()[-3000:]}")
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=1).status_code == 200:
+            status = httpx.get(url, timeout=1).status_code
+            if any_status or status == 200:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"{what} not ready after {timeout}s:\n{process.log()[-3000:]}")

@@ -1,4 +1,4 @@
-"""Issue 14: CSRF tokens bound to the session, Secure cookies behind a TLS proxy, and
+"""CSRF tokens bound to the session, Secure cookies behind a TLS proxy, and
 ended sessions answered as signed out (never as anonymous)."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _browser(client: httpx.AsyncClient) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
 
 
-# ---- 6. CSRF tokens are bound to the session ---------------------------------------------
+# ---- CSRF tokens are bound to the session ------------------------------------------------
 
 
 async def test_a_planted_anonymous_token_pair_opens_nothing_in_a_signed_in_browser(
@@ -111,7 +111,7 @@ async def test_a_non_ascii_token_is_refused_not_a_500(
     assert response.status_code == 403
 
 
-# ---- 11. Secure cookies behind a TLS-terminating proxy -----------------------------------
+# ---- Secure cookies behind a TLS-terminating proxy --------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ async def test_cookies_are_secure_when_a_trusted_proxy_says_https(
         assert ("Secure" in session_cookie) is secure
 
 
-# ---- 12. an ended session is signed out, never anonymous ---------------------------------
+# ---- an ended session is signed out, never anonymous ------------------------------------
 
 
 async def _end_elsewhere(client: httpx.AsyncClient) -> None:
