@@ -49,7 +49,7 @@ class AuthService:
 
     async def register(self, body: UserCreate) -> SessionRead:
         """Create an account and sign it in; 409 when the email is taken."""
-        return self._session(await self.create_user(body), image_count=0)
+        return _session_read(self.settings, await self.create_user(body), image_count=0)
 
     async def create_user(self, body: UserCreate) -> User:
         """A new account; 409 when the email is taken, 429 when it is tried too often."""
@@ -76,7 +76,7 @@ class AuthService:
         user = await self.check_password(body)
         async with self.database.reader() as session:
             image_count = await repository.count_images(session, user.id)
-        return self._session(user, image_count)
+        return _session_read(self.settings, user, image_count)
 
     async def check_password(self, body: UserLogin) -> User:
         """The account these credentials open. Unknown emails and wrong passwords get the
@@ -96,25 +96,6 @@ class AuthService:
         await self.limiter.reset("login_failure", account)
         return user
 
-    def _session(self, user: User, image_count: int) -> SessionRead:
-        issued = tokens.issue_token(self.settings, user.id)
-        return SessionRead(
-            user=self._user_read(user, image_count),
-            access_token=issued.access_token,
-            expires_in=issued.expires_in,
-        )
-
-    def _user_read(self, user: User, image_count: int) -> UserRead:
-        quota = user.storage_quota
-        return UserRead(
-            id=user.id,
-            email=user.email,
-            created_at=user.created_at,
-            image_count=image_count,
-            storage_used=user.storage_used,
-            storage_quota=self.settings.default_quota_bytes if quota is None else quota,
-        )
-
     async def signed_in(self, principal: Principal) -> User | None:
         """The caller's account row, for a page header (no usage figures to count)."""
         if principal.user_id is None:
@@ -128,7 +109,8 @@ class AuthService:
             user = await repository.get_user(session, user_id)
             if user is None:
                 raise Unauthorized("The account no longer exists")
-            return self._user_read(user, await repository.count_images(session, user_id))
+            image_count = await repository.count_images(session, user_id)
+            return _user_read(self.settings, user, image_count)
 
     # ---- web sessions -----------------------------------------------------------------
 
@@ -157,16 +139,7 @@ class AuthService:
     async def create_api_key(self, principal: Principal, name: str) -> ApiKeyCreated:
         user_id = _key_manager(principal)
         secret, prefix, digest = tokens.new_api_key()
-        key = ApiKey(
-            id=uuid.uuid4(),
-            user_id=user_id,
-            name=name,
-            prefix=prefix,
-            key_hash=digest,
-            created_at=utcnow(),
-            last_used_at=None,
-            revoked_at=None,
-        )
+        key = _new_api_key(user_id, name, prefix, digest)
 
         def insert(connection: Connection, _: RunAsync) -> None:
             if repository.count_live_api_keys(connection, user_id) >= MAX_API_KEYS:
@@ -240,6 +213,42 @@ class AuthService:
                 lambda connection, _: repository.touch_api_key(connection, key_id, now)
             )
         return Principal.api_key(user_id, key_id)
+
+
+def _session_read(settings: Settings, user: User, image_count: int) -> SessionRead:
+    """The signed-in answer: the account and a fresh bearer token for it."""
+    issued = tokens.issue_token(settings, user.id)
+    return SessionRead(
+        user=_user_read(settings, user, image_count),
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+    )
+
+
+def _user_read(settings: Settings, user: User, image_count: int) -> UserRead:
+    quota = user.storage_quota
+    return UserRead(
+        id=user.id,
+        email=user.email,
+        created_at=user.created_at,
+        image_count=image_count,
+        storage_used=user.storage_used,
+        storage_quota=settings.default_quota_bytes if quota is None else quota,
+    )
+
+
+def _new_api_key(user_id: uuid.UUID, name: str, prefix: str, digest: str) -> ApiKey:
+    """A live key row; only the secret's digest is stored."""
+    return ApiKey(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        name=name,
+        prefix=prefix,
+        key_hash=digest,
+        created_at=utcnow(),
+        last_used_at=None,
+        revoked_at=None,
+    )
 
 
 def _required(principal: Principal) -> uuid.UUID:

@@ -136,8 +136,8 @@ class LocalStorage:
         return path
 
     def _start(self) -> None:
-        self._make_dirs(self._root)
-        self._make_dirs(self._tmp)
+        _make_dirs(self._root)
+        _make_dirs(self._tmp)
         if os.stat(self._root).st_dev != os.stat(self._tmp).st_dev:
             raise StorageError(f"{self._tmp} and {self._root} must be on the same filesystem")
 
@@ -145,59 +145,18 @@ class LocalStorage:
         def write(out: BinaryIO) -> None:
             out.write(data)
 
-        self._write_atomically(self._path(key), write)
+        _write_atomically(self._path(key), write, self._tmp, self._root)
 
     def _put_file(self, key: str, source: Path) -> None:
         target = self._path(key)
-        self._make_dirs(target.parent)
-        if stat.S_ISREG(os.lstat(source).st_mode):
-            with open(source, "rb") as file:
-                os.fsync(file.fileno())
-            try:
-                os.replace(source, target)
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    raise
-            else:
-                _fsync_dir(target.parent)
-                return
+        if _rename_into(source, target):
+            return
 
         def copy(out: BinaryIO) -> None:
             with open(source, "rb") as file:
                 shutil.copyfileobj(file, out, 1024 * 1024)
 
-        self._write_atomically(target, copy)
-
-    def _write_atomically(self, target: Path, write: Callable[[BinaryIO], None]) -> None:
-        self._make_dirs(target.parent)
-        self._make_dirs(self._tmp)
-        fd, temp = tempfile.mkstemp(dir=self._tmp, prefix=".put-")
-        try:
-            with open(fd, "wb") as out:
-                write(out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-        except BaseException as exc:
-            Path(temp).unlink(missing_ok=True)
-            if isinstance(exc, OSError) and exc.errno == errno.EXDEV:
-                message = f"{self._tmp} must be on the filesystem of {self._root}"
-                raise StorageError(message) from exc
-            raise
-        _fsync_dir(target.parent)
-
-    def _make_dirs(self, directory: Path) -> None:
-        """Create `directory` and any missing parents, each one durably."""
-        missing: builtins.list[Path] = []
-        while not directory.is_dir():
-            missing.append(directory)
-            directory = directory.parent
-        for path in reversed(missing):
-            try:
-                path.mkdir()
-            except FileExistsError:
-                continue
-            _fsync_dir(path.parent)
+        _write_atomically(target, copy, self._tmp, self._root)
 
     def _read_all(self, key: str) -> bytes:
         try:
@@ -265,9 +224,69 @@ class LocalStorage:
         return True
 
     def _ping(self) -> None:
-        for directory in (self._root, self._tmp):
-            if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
-                raise StorageUnavailable()
+        _require_writable(self._root, self._tmp)
+
+
+# File-system helpers: functions of paths only, run in a worker thread like the methods.
+
+
+def _rename_into(source: Path, target: Path) -> bool:
+    """Move the regular file `source` to `target` durably; False when it must be copied."""
+    _make_dirs(target.parent)
+    if not stat.S_ISREG(os.lstat(source).st_mode):
+        return False
+    with open(source, "rb") as file:
+        os.fsync(file.fileno())
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        return False
+    _fsync_dir(target.parent)
+    return True
+
+
+def _write_atomically(
+    target: Path, write: Callable[[BinaryIO], None], tmp: Path, root: Path
+) -> None:
+    """Write `target` through a temporary file in `tmp` (on the filesystem of `root`)."""
+    _make_dirs(target.parent)
+    _make_dirs(tmp)
+    fd, temp = tempfile.mkstemp(dir=tmp, prefix=".put-")
+    try:
+        with open(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException as exc:
+        Path(temp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.EXDEV:
+            message = f"{tmp} must be on the filesystem of {root}"
+            raise StorageError(message) from exc
+        raise
+    _fsync_dir(target.parent)
+
+
+def _make_dirs(directory: Path) -> None:
+    """Create `directory` and any missing parents, each one durably."""
+    missing: list[Path] = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        _fsync_dir(path.parent)
+
+
+def _require_writable(*directories: Path) -> None:
+    for directory in directories:
+        if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
+            raise StorageUnavailable()
 
 
 def _fsync_dir(directory: Path) -> None:
