@@ -8,7 +8,6 @@ job queue and the read router.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -18,7 +17,6 @@ from app.auth.service import AuthService
 from app.config import Settings
 from app.http.ratelimit import RateLimiter
 from app.images.cache import InProcessCache, MetadataCache, NoCache
-from app.images.ingest import clear_stale_spool
 from app.images.presenter import ImagePresenter
 from app.images.redis_cache import RedisCache
 from app.images.service import ImageService
@@ -128,11 +126,6 @@ async def open_job_resources(
 async def open_resources(settings: Settings, storage: Storage | None = None) -> Resources:
     """Everything the API (and `chitram reconcile`) uses; close with `close_resources`."""
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    # Spool files of uploads a killed process left behind; in a thread, so a large
-    # folder never delays start-up.
-    threading.Thread(
-        target=clear_stale_spool, args=(settings.tmp_dir,), name="spool-cleanup", daemon=True
-    ).start()
     base = await open_job_resources(settings, storage)
     # Without Redis the jobs run here; with it, in `chitram worker` (see app.jobs).
     queue = build_queue(settings, base.jobs, base.cpu.workers, base.redis)
