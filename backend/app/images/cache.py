@@ -8,10 +8,11 @@ otherwise.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -45,6 +46,25 @@ class CachedImage:
     created_at: datetime
     thumbnail_status: str
     thumbnails: tuple[CachedThumbnail, ...] = ()
+    # The library (contract section 10). `owner_id` decides who may see a private image
+    # and its `album_ids`; it is never rendered.
+    owner_id: uuid.UUID | None = None
+    visibility: str = "unlisted"
+    expires_at: datetime | None = None
+    title: str | None = None
+    description: str | None = None
+    tags: tuple[str, ...] = ()  # every tag, sorted
+    tags_auto: tuple[str, ...] = ()  # those the tagger made
+    tags_status: str = "pending"
+    album_ids: tuple[uuid.UUID, ...] = ()  # the owner's albums holding it
+    placeholder: str | None = None
+
+    def visible_to(self, viewer: uuid.UUID | None, now: datetime) -> bool:
+        """Whether `viewer` (None: anonymous) may see it at `now`: not expired, and
+        unlisted or theirs."""
+        if self.expires_at is not None and self.expires_at <= now:
+            return False
+        return self.visibility != "private" or (viewer is not None and viewer == self.owner_id)
 
 
 # Columns of `images` that the record carries under the same names.
@@ -58,15 +78,40 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "frames",
     "created_at",
     "thumbnail_status",
+    "owner_id",
+    "visibility",
+    "expires_at",
+    "title",
+    "description",
+    "tags_status",
 )
 
 
-def record_of(image: Image, thumbnails: list[Thumbnail]) -> CachedImage:
+def tags_of(tags_json: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(every tag, sorted; the automatic ones, sorted) from `images.tags_json`."""
+    tags: dict[str, list[str]] = json.loads(tags_json or "{}")
+    auto = tuple(sorted(set(tags.get("auto", ()))))
+    return tuple(sorted(set(tags.get("user", ())) | set(auto))), auto
+
+
+def tags_json_of(user: Sequence[str], auto: Sequence[str]) -> str:
+    """`images.tags_json` for these tags."""
+    return json.dumps({"user": sorted(set(user)), "auto": sorted(set(auto))})
+
+
+def record_of(
+    image: Image, thumbnails: list[Thumbnail], album_ids: Sequence[uuid.UUID] = ()
+) -> CachedImage:
     """The one record of a stored image that the rest of the domain sees."""
+    tags, tags_auto = tags_of(image.tags_json)
     return CachedImage(
         **{name: getattr(image, name) for name in RECORD_COLUMNS},
         sha256=image.blob_sha256,
         thumbnails=tuple(CachedThumbnail(t.size, t.sha256, t.file_size) for t in thumbnails),
+        tags=tags,
+        tags_auto=tags_auto,
+        album_ids=tuple(album_ids),
+        placeholder=next((t.placeholder for t in thumbnails if t.placeholder), None),
     )
 
 

@@ -1,6 +1,6 @@
 """Cache-aside for image metadata in Redis, shared by every API process and worker.
 
-- Keys are versioned (`<prefix>:image:v1:<id>`): a change of the cached fields ships as
+- Keys are versioned (`<prefix>:image:v2:<id>`): a change of the cached fields ships as
   v2 and never reads v1 values. Values are the public fields only, as JSON.
 - Fetches (and so misses) are single-flight per process and id; misses are cached
   negatively for a few seconds.
@@ -48,7 +48,7 @@ from app.infra.probe import Probe, probe
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.25
-VERSION = "v1"
+VERSION = "v2"  # v2: the library fields (visibility, expiry, tags, albums)
 
 # KEYS: value key, invalidation counter. ARGV: counter value read before loading, value,
 # TTL in seconds. Stores only when no invalidation happened since the read.
@@ -67,6 +67,9 @@ def encode(image: CachedImage | None) -> str:
     fields = asdict(image)
     fields["id"] = str(image.id)
     fields["created_at"] = image.created_at.isoformat()
+    fields["owner_id"] = str(image.owner_id) if image.owner_id else None
+    fields["expires_at"] = image.expires_at.isoformat() if image.expires_at else None
+    fields["album_ids"] = [str(album_id) for album_id in image.album_ids]
     return json.dumps(fields, separators=(",", ":"))
 
 
@@ -77,6 +80,12 @@ def decode(raw: bytes | str) -> CachedImage | None:
     fields["id"] = uuid.UUID(fields["id"])
     fields["created_at"] = datetime.fromisoformat(fields["created_at"])
     fields["thumbnails"] = tuple(CachedThumbnail(**t) for t in fields["thumbnails"])
+    fields["owner_id"] = uuid.UUID(fields["owner_id"]) if fields["owner_id"] else None
+    expires_at = fields["expires_at"]
+    fields["expires_at"] = datetime.fromisoformat(expires_at) if expires_at else None
+    fields["album_ids"] = tuple(uuid.UUID(album_id) for album_id in fields["album_ids"])
+    fields["tags"] = tuple(fields["tags"])
+    fields["tags_auto"] = tuple(fields["tags_auto"])
     return CachedImage(**fields)
 
 

@@ -26,8 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.images.cache import RECORD_COLUMNS, CachedImage, record_of
-from app.models import Blob, IdempotencyRecord, Image, Thumbnail, ThumbnailStatus
+from app.images.cache import RECORD_COLUMNS, CachedImage, record_of, tags_json_of
+from app.models import AlbumImage, Blob, IdempotencyRecord, Image, Thumbnail, ThumbnailStatus
 from app.models.base import utcnow
 
 # ---- reads ------------------------------------------------------------------------------
@@ -43,7 +43,45 @@ async def get_image(session: AsyncSession, image_id: uuid.UUID) -> CachedImage |
     rows = result.all()
     if not rows:
         return None
-    return record_of(rows[0][0], [thumbnail for _, thumbnail in rows if thumbnail is not None])
+    image = rows[0][0]
+    album_ids = (
+        (await albums_holding(session, [image_id])).get(image_id, []) if image.owner_id else []
+    )
+    return record_of(
+        image, [thumbnail for _, thumbnail in rows if thumbnail is not None], album_ids
+    )
+
+
+async def albums_holding(
+    session: AsyncSession, image_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The albums holding each of `image_ids` (an image is only in its owner's albums)."""
+    if not image_ids:
+        return {}
+    result = await session.execute(
+        select(AlbumImage.image_id, AlbumImage.album_id)
+        .where(AlbumImage.image_id.in_(image_ids))
+        .order_by(AlbumImage.added_at, AlbumImage.album_id)
+    )
+    holding: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for image_id, album_id in result:
+        holding.setdefault(image_id, []).append(album_id)
+    return holding
+
+
+async def records_of(session: AsyncSession, images: Sequence[Image]) -> list[CachedImage]:
+    """The records of `images`, in order, with their thumbnails and albums (two queries)."""
+    blobs = {image.blob_sha256 for image in images}
+    thumbnails: dict[str, list[Thumbnail]] = {}
+    if blobs:
+        found = await session.execute(select(Thumbnail).where(Thumbnail.blob_sha256.in_(blobs)))
+        for thumbnail in found.scalars():
+            thumbnails.setdefault(thumbnail.blob_sha256, []).append(thumbnail)
+    holding = await albums_holding(session, [image.id for image in images if image.owner_id])
+    return [
+        record_of(image, thumbnails.get(image.blob_sha256, []), holding.get(image.id, []))
+        for image in images
+    ]
 
 
 async def list_images(
@@ -66,14 +104,7 @@ async def list_images(
     result = await session.execute(
         query.order_by(Image.created_at.desc(), Image.id.desc()).limit(limit)
     )
-    images = list(result.scalars())
-    blobs = {image.blob_sha256 for image in images}
-    thumbnails: dict[str, list[Thumbnail]] = {}
-    if blobs:
-        found = await session.execute(select(Thumbnail).where(Thumbnail.blob_sha256.in_(blobs)))
-        for thumbnail in found.scalars():
-            thumbnails.setdefault(thumbnail.blob_sha256, []).append(thumbnail)
-    return [record_of(image, thumbnails.get(image.blob_sha256, [])) for image in images]
+    return await records_of(session, list(result.scalars()))
 
 
 async def is_owner(session: AsyncSession, image_id: uuid.UUID, user_id: uuid.UUID) -> bool:
@@ -175,14 +206,19 @@ def insert_image(
     connection: Connection, image: CachedImage, owner_id: uuid.UUID | None, token_hash: str | None
 ) -> None:
     """Insert a new row with one Core statement (no unit-of-work flush on the hot path)."""
+    values = {name: getattr(image, name) for name in RECORD_COLUMNS}
+    values["owner_id"] = owner_id
+    user_tags = set(image.tags) - set(image.tags_auto)
     connection.execute(
         insert(Image).values(
-            **{name: getattr(image, name) for name in RECORD_COLUMNS},
+            **values,
             blob_sha256=image.sha256,
-            owner_id=owner_id,
             delete_token_hash=token_hash,
             thumbnail_attempts=0,
             thumbnail_updated_at=image.created_at,
+            tags_json=tags_json_of(sorted(user_tags), image.tags_auto),
+            tags_attempts=0,
+            tags_updated_at=image.created_at,
         )
     )
 

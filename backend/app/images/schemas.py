@@ -37,7 +37,20 @@ _EXAMPLE: JsonDict = {
     "thumbnail_ready": True,
     "thumbnail_url": f"{_BASE}/thumbnail?size=medium",
     "thumbnails": {size: f"{_BASE}/thumbnail?size={size}" for size in ("small", "medium", "large")},
+    "visibility": "unlisted",
+    "expires_at": None,
+    "title": "Sunset over the bay",
+    "description": None,
+    "tags": ["holiday", "landscape", "orange"],
+    "tags_auto": ["landscape", "orange"],
+    "tags_status": "ready",
+    "album_ids": [],
+    "placeholder": "1QcSHQRnh493V4dIh4eXh1h4kJUI",
+    "display_url": f"{_BASE}/file",
+    "page_url": f"https://img.example.com/i/{_ID}",
 }
+Visibility = Literal["unlisted", "private"]
+TagsStatus = Literal["pending", "ready", "failed", "disabled"]
 
 
 class ImageRead(BaseModel):
@@ -59,6 +72,23 @@ class ImageRead(BaseModel):
     thumbnail_ready: bool
     thumbnail_url: str | None
     thumbnails: Thumbnails
+    visibility: Visibility = Field(
+        description='"unlisted": anyone with the link; "private": the owner only'
+    )
+    expires_at: datetime | None = Field(description="When it is deleted; null: never")
+    title: str | None
+    description: str | None
+    tags: list[str] = Field(description="Every tag, the user's and the tagger's")
+    tags_auto: list[str] = Field(description="The tags the automatic tagger made")
+    tags_status: TagsStatus
+    album_ids: list[uuid.UUID] = Field(
+        description="The owner's albums holding it; empty for anyone else"
+    )
+    placeholder: str | None = Field(
+        description="A ThumbHash (base64) of the image; null until the thumbnails are ready"
+    )
+    display_url: str = Field(description="A URL every browser can display")
+    page_url: str = Field(description="The image's web page")
 
 
 class ImageUploaded(ImageRead):

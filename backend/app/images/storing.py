@@ -82,7 +82,7 @@ class ImageWriter:
         processed = await self._process(received)
         owner_id = caller.user_id
         token, token_digest = tokens.new_delete_token() if owner_id is None else (None, None)
-        image = _new_image(received, processed)
+        image = _new_image(received, processed, owner_id)
         response = self.presenter.uploaded(image, base_url, token)
         key = object_key(processed.sha256)
         if owner_id is not None:  # refused before the object is stored
@@ -138,7 +138,9 @@ class ImageWriter:
             raise QuotaExceeded(*quotas.usage_in(connection, owner_id, default))
 
 
-def _new_image(received: ReceivedFile, processed: ProcessedUpload) -> CachedImage:
+def _new_image(
+    received: ReceivedFile, processed: ProcessedUpload, owner_id: uuid.UUID | None
+) -> CachedImage:
     """The record of the image about to be stored: new, its thumbnails pending."""
     return CachedImage(
         id=uuid.uuid4(),
@@ -151,4 +153,5 @@ def _new_image(received: ReceivedFile, processed: ProcessedUpload) -> CachedImag
         sha256=processed.sha256,
         created_at=utcnow(),
         thumbnail_status=ThumbnailStatus.PENDING,
+        owner_id=owner_id,
     )

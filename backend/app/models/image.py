@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Uuid, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, utcnow
@@ -16,6 +16,18 @@ class ThumbnailStatus(enum.StrEnum):
     PENDING = "pending"
     READY = "ready"
     FAILED = "failed"
+
+
+class Visibility(enum.StrEnum):
+    UNLISTED = "unlisted"  # anyone with the link
+    PRIVATE = "private"  # the owner only (and share links)
+
+
+class TagsStatus(enum.StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+    DISABLED = "disabled"
 
 
 class Image(Base):
@@ -30,6 +42,20 @@ class Image(Base):
             "thumbnail_updated_at",
             postgresql_where=text("thumbnail_status = 'pending'"),
             sqlite_where=text("thumbnail_status = 'pending'"),
+        ),
+        # The expiry sweeper's question, "what has expired?", on the rows that can.
+        Index(
+            "ix_images_expires_at",
+            "expires_at",
+            postgresql_where=text("expires_at IS NOT NULL"),
+            sqlite_where=text("expires_at IS NOT NULL"),
+        ),
+        # The tagger's sweeper: pending tag jobs that went quiet.
+        Index(
+            "ix_images_pending_tags",
+            "tags_updated_at",
+            postgresql_where=text("tags_status = 'pending'"),
+            sqlite_where=text("tags_status = 'pending'"),
         ),
     )
 
@@ -55,3 +81,19 @@ class Image(Base):
     # than the sweeper's threshold are dispatched again.
     thumbnail_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # ---- the library (contract section 10) ----
+    visibility: Mapped[str] = mapped_column(
+        String(16), default=Visibility.UNLISTED, server_default=Visibility.UNLISTED.value
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    title: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    # Every tag of the image as JSON, `{"user": [...], "auto": [...]}`: the read path takes
+    # them from the row itself. `image_tags` holds the same tags for filters and counts;
+    # both are written in the same unit of work (app.images.repository.replace_tags).
+    tags_json: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    tags_status: Mapped[str] = mapped_column(
+        String(16), default=TagsStatus.PENDING, server_default=TagsStatus.PENDING.value
+    )
+    tags_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tags_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)

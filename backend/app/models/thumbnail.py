@@ -22,6 +22,9 @@ class Thumbnail(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A ThumbHash (base64) of the displayed image, on the "small" row: the blob's
+    # placeholder, there exactly while its thumbnails are.
+    placeholder: Mapped[str | None] = mapped_column(String(64))
 
 
 def thumbnail_key(blob_sha256: str, size: str) -> str:

@@ -68,7 +68,7 @@ async def test_cached_values_hold_public_fields_only(
     ).json()
     await client.get(f"/api/v1/images/{body['id']}")
     async with redis.asyncio.Redis.from_url(redis_url) as connection:
-        raw = await connection.get(f"{queue_name}:image:v1:{body['id']}")
+        raw = await connection.get(f"{queue_name}:image:v2:{body['id']}")
     assert raw is not None
     text = raw.decode()
     assert body["delete_token"] not in text
