@@ -10,7 +10,10 @@ The pipeline, cheapest path first:
 4. resize to the large size, convert its colours to sRGB when the file carries an ICC
    profile (after the resize: 30x fewer pixels to transform), apply the orientation;
 5. derive medium from large and small from medium, and encode each as WebP with no
-   EXIF, XMP or ICC chunk at all.
+   EXIF, XMP or ICC chunk at all;
+6. on the way, while the pixels are still decoded and lossless: the placeholder (a
+   ThumbHash of the small size, contract section 10) and the features the basic tagger
+   reads (`app.tagging.features`), both of the first frame.
 
 Animated GIF, PNG and WebP keep their animation when it is small enough to be worth it
 (see `ANIMATION_MAX_FRAMES`, `ANIMATION_PIXEL_BUDGET` and `ANIMATION_DECODE_BUDGET`);
@@ -26,6 +29,7 @@ Nothing here touches global state except Pillow's bomb guard, set by the caller'
 
 from __future__ import annotations
 
+import base64
 import struct
 from dataclasses import dataclass
 from io import BytesIO
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import cast
 
 from PIL import Image
+from thash import rgba_to_thumb_hash
 
 from app.images import containers, formats
 from app.images.containers.gif import Gif
@@ -41,6 +46,7 @@ from app.images.containers.webp import VP8X_ALPHA
 from app.images.errors import InvalidFileFormat
 from app.images.pixels import normal_mode, to_srgb
 from app.images.validation import align_bomb_guard
+from app.tagging.features import ImageFeatures, features_of
 
 THUMBNAIL_SIZES: dict[str, int] = {"large": 800, "medium": 300, "small": 150}
 CONTENT_TYPE = formats.WEBP.mime_type
@@ -63,6 +69,11 @@ DAMAGED = (OSError, ValueError, SyntaxError, struct.error)
 # and canvases of 4 bytes a pixel. Beyond either, the first frame is used.
 ANIMATION_DECODE_BUDGET = 150_000_000  # ~70 frames of 1080p
 ANIMATION_MAX_CANVAS = 4096 * 2160
+# ThumbHash keeps at most 7 cosine terms a side, so 24 samples a side carry what it keeps:
+# decoded, its hash of a 24 px image matches the one of a 100 px image (its maximum) to
+# within 1% on photos and screenshots, and the pure-Python encoder costs ~3 ms there
+# against ~35 ms at 100 px (bench/tagger.py measures it with every thumbnail set).
+PLACEHOLDER_BOX = 24
 
 _MAX_LOOPS = 65_535  # WebP's loop count is 16 bits (an APNG's is 32): beyond, forever
 _ORIENTATION_TAG = 0x0112
@@ -85,6 +96,16 @@ class Thumbnail:
     height: int
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What one decode of an image yields: its thumbnails, largest first, its placeholder
+    (a ThumbHash, base64) and the pixel features of its first frame."""
+
+    thumbnails: list[Thumbnail]
+    placeholder: str
+    features: ImageFeatures
+
+
 class ThumbnailError(Exception):
     """The image could not be turned into thumbnails (damaged or not an allowed format)."""
 
@@ -100,18 +121,20 @@ def fit(width: int, height: int, box: int) -> tuple[int, int]:
 def make_thumbnails(
     source: bytes | Path, allowed_formats: tuple[str, ...], max_pixels: int | None = None
 ) -> list[Thumbnail]:
-    """The three WebP thumbnails of an image (its bytes, or its file), largest first.
+    """The three WebP thumbnails of an image (its bytes, or its file), largest first."""
+    return render(source, allowed_formats, max_pixels).thumbnails
+
+
+def render(
+    source: bytes | Path, allowed_formats: tuple[str, ...], max_pixels: int | None = None
+) -> Rendered:
+    """The thumbnails, placeholder and features of an image (its bytes, or its file).
 
     With `max_pixels` (the upload limit the image already passed), Pillow's process-wide
     bomb guard is raised to it when lower, so that no accepted image is refused here."""
-    if max_pixels is not None:
-        align_bomb_guard(max_pixels)
-    pillow_names = [fmt.pillow for fmt in formats.FORMATS if fmt.name in allowed_formats]
+    pillow_names = _prepare(allowed_formats, max_pixels)
     try:
-        data = source if isinstance(source, bytes) else source.read_bytes()
-        gif = Gif(data) if formats.GIF.matches(data) else None  # its one walk
-        if gif is not None:
-            data = gif.first_stream()
+        data, gif = _read(source)
         with Image.open(BytesIO(data), formats=pillow_names) as image:
             shown = _shown_frames(image, data)
             try:
@@ -127,6 +150,20 @@ def make_thumbnails(
         raise ThumbnailError(f"cannot make thumbnails: {exc}") from exc
     except InvalidFileFormat as exc:  # our walkers refuse what they cannot read
         raise ThumbnailError(f"cannot make thumbnails: {exc.message}") from exc
+
+
+def _prepare(allowed_formats: tuple[str, ...], max_pixels: int | None) -> list[str]:
+    """Pillow's names of the allowed formats, its bomb guard aligned with `max_pixels`."""
+    if max_pixels is not None:
+        align_bomb_guard(max_pixels)
+    return [fmt.pillow for fmt in formats.FORMATS if fmt.name in allowed_formats]
+
+
+def _read(source: bytes | Path) -> tuple[bytes, Gif | None]:
+    """The bytes to decode (a GIF's first stream only) and the GIF's one walk, if any."""
+    data = source if isinstance(source, bytes) else source.read_bytes()
+    gif = Gif(data) if formats.GIF.matches(data) else None  # its one walk
+    return (gif.first_stream() if gif is not None else data), gif
 
 
 def _shown_frames(image: Image.Image, data: bytes) -> range:
@@ -149,15 +186,41 @@ def _shown_frames(image: Image.Image, data: bytes) -> range:
     return range(1)  # JPEG; an MPO's further pictures are not shown
 
 
-def _make(image: Image.Image, shown: range, data: bytes, gif: Gif | None) -> list[Thumbnail]:
-    orientation = image.getexif().get(_ORIENTATION_TAG, 1)
-    icc = image.info.get("icc_profile")
-    large_box = THUMBNAIL_SIZES["large"]
-    target = fit(*image.size, large_box)
+def displayed(
+    source: bytes | Path, allowed_formats: tuple[str, ...], max_pixels: int | None = None
+) -> Image.Image:
+    """The image as displayed (its first shown frame) at the large thumbnail's size, in
+    sRGB, RGB or RGBA: what the tag job reads when no thumbnail job handed it over."""
+    pillow_names = _prepare(allowed_formats, max_pixels)
+    try:
+        data, gif = _read(source)
+        with Image.open(BytesIO(data), formats=pillow_names) as image:
+            shown = _shown_frames(image, data)
+            target = fit(*image.size, THUMBNAIL_SIZES["large"])
+            return _still(image, shown, data, gif, target)
+    except (*DAMAGED, Image.DecompressionBombError) as exc:
+        raise ThumbnailError(f"cannot read the image: {exc}") from exc
+    except InvalidFileFormat as exc:
+        raise ThumbnailError(f"cannot read the image: {exc.message}") from exc
+
+
+def _make(image: Image.Image, shown: range, data: bytes, gif: Gif | None) -> Rendered:
+    target = fit(*image.size, THUMBNAIL_SIZES["large"])
     if len(shown) > 1 and _animate(image, len(shown), target):
+        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+        icc = image.info.get("icc_profile")
         frames, durations = _animated_large(image, shown, target, icc, orientation)
         loop = int(image.info.get("loop", 0))
         return _encode_all(frames, durations, loop=loop if 0 <= loop <= _MAX_LOOPS else 0)
+    return _encode_all([_still(image, shown, data, gif, target)], None, loop=0)
+
+
+def _still(
+    image: Image.Image, shown: range, data: bytes, gif: Gif | None, target: tuple[int, int]
+) -> Image.Image:
+    """The first shown frame at `target` size, finished (sRGB, the right way up)."""
+    orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+    icc = image.info.get("icc_profile")
     if shown.start:
         image.seek(shown.start)
     fmt = formats.by_pillow_name(str(image.format))
@@ -168,7 +231,7 @@ def _make(image: Image.Image, shown: range, data: bytes, gif: Gif | None) -> lis
         large = _first_frame_alone(image, walked, target)
     else:
         large = _resize(normal_mode(image), target)
-    return _encode_all([_finish(large, icc, orientation)], None, loop=0)
+    return _finish(large, icc, orientation)
 
 
 def _animate(image: Image.Image, frames: int, target: tuple[int, int]) -> bool:
@@ -236,7 +299,7 @@ def _finish(image: Image.Image, icc: bytes | None, orientation: int) -> Image.Im
 
 def _encode_all(
     large_frames: list[Image.Image], durations: list[int] | None, *, loop: int
-) -> list[Thumbnail]:
+) -> Rendered:
     thumbnails = []
     frames = large_frames
     for size, box in THUMBNAIL_SIZES.items():
@@ -244,7 +307,15 @@ def _encode_all(
         if target != frames[0].size:
             frames = [_resize(frame, target) for frame in frames]
         thumbnails.append(Thumbnail(size, _webp(frames, durations, loop), *target))
-    return thumbnails
+    # `frames` now holds the smallest size: the placeholder needs no more than that.
+    return Rendered(thumbnails, placeholder(frames[0]), features_of(large_frames[0]))
+
+
+def placeholder(image: Image.Image) -> str:
+    """The ThumbHash of an RGB or RGBA image, base64 (as contract section 10 serves it)."""
+    small = _resize(image, fit(*image.size, PLACEHOLDER_BOX)).convert("RGBA")
+    digest = rgba_to_thumb_hash(small.width, small.height, list(small.tobytes()))
+    return base64.b64encode(bytes(digest)).decode("ascii")
 
 
 def _webp(frames: list[Image.Image], durations: list[int] | None, loop: int) -> bytes:

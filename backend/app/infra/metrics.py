@@ -66,7 +66,15 @@ LIMITER_FALLBACK = Gauge(
 DATABASE_READS = Counter("chitram_database_reads_total", "Reads routed by ReadRouter", ["target"])
 REPLICA_UP = Gauge("chitram_replica_usable", "1 while the replica takes reads", ["replica"])
 
+# Tag jobs (app.jobs.tagging), labelled like thumbnail jobs by `app.jobs.outcomes.Outcome`.
+TAGGER_JOBS = Counter("chitram_tagger_jobs", "Tag job attempts by outcome", ["result"])
+# Circuit breakers (app.infra.circuits): 0 closed, 1 half-open, 2 open.
+BREAKER_STATE = Gauge(
+    "chitram_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["dependency"]
+)
+
 __all__ = [
+    "BREAKER_STATE",
     "CACHE_DOWN",
     "CACHE_REQUESTS",
     "CONTENT_TYPE_LATEST",
@@ -78,6 +86,7 @@ __all__ = [
     "RATE_LIMITED",
     "REPLICA_UP",
     "STORAGE_ERRORS",
+    "TAGGER_JOBS",
     "THUMBNAIL_JOBS",
     "THUMBNAIL_JOB_SECONDS",
     "THUMBNAIL_QUEUE_DEPTH",

@@ -13,6 +13,8 @@ any number of times, anywhere, concurrently with itself:
   then, the job removes what it just stored.
 
 A queue runs `ThumbnailJobs.run`; the sweeper (`stale`) finds rows a crash left behind.
+Once its images are settled (ready or failed) and committed, the job asks for their tag
+jobs (`then`), handing over the pixel features it read on the way (app.jobs.tagging).
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from hashlib import sha256 as sha256_of
 from pathlib import Path
@@ -31,12 +32,12 @@ from sqlalchemy import Connection
 from app.config import Settings
 from app.errors import ServiceUnavailable
 from app.images import repository
-from app.images.thumbnails import CONTENT_TYPE, THUMBNAIL_SIZES, ThumbnailError, make_thumbnails
+from app.images.thumbnails import CONTENT_TYPE, THUMBNAIL_SIZES, ThumbnailError, render
 from app.infra import tracing
 from app.infra.cpu import CpuPool, PoolUnavailable, WorkerCrashed
 from app.infra.db import Database, RunAsync
 from app.infra.metrics import THUMBNAIL_JOB_SECONDS, THUMBNAIL_JOBS
-from app.jobs.outcomes import Outcome
+from app.jobs.outcomes import Hint, Outcome, Result, retry_delay
 from app.models.base import utcnow
 from app.models.blob import object_key
 from app.models.thumbnail import thumbnail_key
@@ -44,16 +45,11 @@ from app.storage import Storage
 from app.storage.base import ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
-MAX_RETRY_DELAY = 600.0
 SWEEP_BATCH = 1000
 
 Changed = Callable[[uuid.UUID], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    outcome: Outcome
-    retry_in: float | None = None
+# Called with images whose thumbnails are settled, after the commit; never raises.
+FollowUp = Callable[[Sequence[uuid.UUID], Hint | None], Awaitable[None]]
 
 
 # Failures worth another attempt. Anything else is a bug: it propagates, the queue logs
@@ -78,16 +74,21 @@ class ThumbnailJobs:
         storage: Storage,
         cpu: CpuPool,
         changed: Changed | None = None,
+        then: FollowUp | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.storage = storage
         self.cpu = cpu
         self.changed = changed
+        self.then = then
 
-    async def run(self, image_id: uuid.UUID, link: Mapping[str, str] | None = None) -> Result:
+    async def run(
+        self, image_id: uuid.UUID, link: Mapping[str, str] | None = None, hint: Hint | None = None
+    ) -> Result:
         """One attempt at the image's thumbnails; `link` is the span context of the
-        request that queued it (traced as a link: the job is a trace of its own)."""
+        request that queued it (traced as a link: the job is a trace of its own); it
+        takes no `hint`."""
         started = time.perf_counter()
         async with tracing.job_span("thumbnail job", link, **{"chitram.image_id": str(image_id)}):
             result = await self._run(image_id)
@@ -108,7 +109,7 @@ class ThumbnailJobs:
             # Earlier attempts died with their process (a crash, a kill): give up.
             return await self._fail(image_id, attempt - 1, "attempts exhausted by crashes")
         try:
-            ready = await self._make(blob)
+            ready, features = await self._make(blob)
         except RETRYABLE as exc:
             if attempt >= max_attempts:
                 return await self._fail(image_id, attempt, repr(exc))
@@ -121,6 +122,8 @@ class ThumbnailJobs:
             return Result(Outcome.RETRY, delay)
         for changed_id in ready:
             await self._changed(changed_id)
+        if ready and self.then is not None:
+            await self.then(ready, features)
         if image_id not in ready:
             return Result(Outcome.SKIPPED)  # the image was deleted while we worked
         log.info("thumbnails ready", extra={"image_id": str(image_id), "attempt": attempt})
@@ -128,17 +131,18 @@ class ThumbnailJobs:
 
     def retry_delay(self, attempt: int) -> float:
         """Exponential backoff: base, 4x base, 16x base ... capped at ten minutes."""
-        base = self.settings.thumbnail_retry_base_seconds
-        return float(min(base * 4 ** (attempt - 1), MAX_RETRY_DELAY))
+        return retry_delay(self.settings, attempt)
 
-    async def _make(self, blob: str) -> list[uuid.UUID]:
-        """Make (or find) the blob's thumbnails and mark its pending images ready."""
+    async def _make(self, blob: str) -> tuple[list[uuid.UUID], Hint | None]:
+        """Make (or find) the blob's thumbnails and mark its pending images ready; those
+        images, and the features read from the pixels when they were decoded here."""
         async with self.database.reader() as session:
             existing = await repository.thumbnails_of_blob(session, blob)
         if {row.size for row in existing} >= set(THUMBNAIL_SIZES):
-            return await self.database.write(
+            ready = await self.database.write(
                 lambda connection, _: repository.mark_blob_images_ready(connection, blob)
             )
+            return ready, None
         key = object_key(blob)
         try:
             # A file on this machine is read by the CPU worker itself: a 12 MP original
@@ -148,13 +152,13 @@ class ThumbnailJobs:
             )
         except ObjectNotFound:
             # Its last image was deleted (or the object lost: reconcile's business).
-            return []
-        thumbs = await self.cpu.run(
-            make_thumbnails, source, self.settings.allowed_formats, self.settings.max_image_pixels
+            return [], None
+        rendered = await self.cpu.run(
+            render, source, self.settings.allowed_formats, self.settings.max_image_pixels
         )
         del source
         rows = []
-        for thumb in thumbs:
+        for thumb in rendered.thumbnails:
             await self.storage.put_bytes(thumbnail_key(blob, thumb.size), thumb.data, CONTENT_TYPE)
             rows.append(
                 {
@@ -163,6 +167,8 @@ class ThumbnailJobs:
                     "file_size": len(thumb.data),
                     "width": thumb.width,
                     "height": thumb.height,
+                    # The blob's placeholder rides on its smallest thumbnail's row.
+                    "placeholder": rendered.placeholder if thumb.size == "small" else None,
                 }
             )
 
@@ -174,7 +180,7 @@ class ThumbnailJobs:
                 return []
             return repository.save_thumbnails(connection, blob, rows)
 
-        return await self.database.write(save)
+        return await self.database.write(save), rendered.features.as_hint()
 
     async def _fail(self, image_id: uuid.UUID, attempts: int, reason: str) -> Result:
         changed = await self.database.write(
@@ -186,6 +192,8 @@ class ThumbnailJobs:
                 extra={"image_id": str(image_id), "attempts": attempts, "reason": reason},
             )
             await self._changed(image_id)
+            if self.then is not None:
+                await self.then([image_id], None)  # its tag job settles the tags too
         return Result(Outcome.FAILED)
 
     async def _changed(self, image_id: uuid.UUID) -> None:

@@ -1,4 +1,5 @@
-"""`chitram worker`: runs thumbnail jobs from arq's Redis queue, on any number of machines.
+"""`chitram worker`: runs thumbnail and tag jobs from arq's Redis queue, on any number of
+machines.
 
 Why arq (ADR 0006): it is asyncio-native like the rest of the code (the job awaits the
 database and storage directly); a job stays in Redis until a worker finishes it, so a
@@ -25,7 +26,8 @@ from app import wiring
 from app.config import Settings
 from app.infra import tracing
 from app.jobs.outcomes import Outcome
-from app.jobs.queue import JOB_FUNCTION, arq_client, enqueue
+from app.jobs.queue import JOB_FUNCTION, TAG_FUNCTION, arq_client, enqueue
+from app.jobs.tagging import TagJobs
 from app.jobs.thumbnails import ThumbnailJobs
 
 log = logging.getLogger(__name__)
@@ -43,16 +45,37 @@ async def make_thumbnails(
     return result.outcome.value
 
 
+async def tag_image(
+    ctx: dict[str, Any],
+    image_id: str,
+    trace: dict[str, str] | None = None,
+    hint: dict[str, object] | None = None,
+) -> str:
+    """The arq tag job; `hint` holds the pixel features its thumbnail job read."""
+    jobs: TagJobs = ctx["tag_jobs"]
+    result = await jobs.run(uuid.UUID(image_id), link=trace, hint=hint)
+    if result.outcome is Outcome.RETRY:
+        raise Retry(defer=result.retry_in)
+    return result.outcome.value
+
+
 async def sweep(ctx: dict[str, Any]) -> int:
     """Queue every pending row that went quiet (its dispatch was lost, or its worker died
-    after arq gave up on it). arq refuses duplicates of jobs that still exist."""
+    after arq gave up on it), thumbnails and tags. arq refuses duplicates of jobs that
+    still exist."""
     jobs: ThumbnailJobs = ctx["jobs"]
     stale = await jobs.stale()
     for image_id in stale:
         await enqueue(ctx["redis"], jobs.settings, image_id)
     if stale:
         log.info("sweeper queued stale thumbnail jobs", extra={"count": len(stale)})
-    return len(stale)
+    tag_jobs: TagJobs | None = ctx.get("tag_jobs")
+    untagged = await tag_jobs.stale() if tag_jobs is not None else []
+    for image_id in untagged:
+        await enqueue(ctx["redis"], jobs.settings, image_id, function=TAG_FUNCTION)
+    if untagged:
+        log.info("sweeper queued stale tag jobs", extra={"count": len(untagged)})
+    return len(stale) + len(untagged)
 
 
 def _sweep_schedule(interval: int) -> dict[str, set[int]]:
@@ -62,16 +85,25 @@ def _sweep_schedule(interval: int) -> dict[str, set[int]]:
 
 
 def build_worker(
-    settings: Settings, jobs: ThumbnailJobs, redis: Redis, *, burst: bool = False
+    settings: Settings,
+    jobs: ThumbnailJobs,
+    redis: Redis,
+    *,
+    burst: bool = False,
+    tag_jobs: TagJobs | None = None,
 ) -> Worker:
     """An arq worker for `settings.queue_name` over `redis`'s connection pool (which its
     `close` disconnects: the pool connects again when next used); `burst` stops it once
-    the queue is empty."""
+    the queue is empty. Without `tag_jobs` it runs no tag jobs (nor sweeps for them)."""
+    # arq's own try limit only backs up ours, which the database counts.
+    max_tries = settings.thumbnail_max_attempts + 3
+    functions = [func(make_thumbnails, name=JOB_FUNCTION, max_tries=max_tries)]
+    if tag_jobs is not None:
+        # A tag job may wait on the tagger for its whole timeout, after its own reads.
+        timeout = settings.thumbnail_job_timeout_seconds + settings.tagger_timeout_seconds
+        functions.append(func(tag_image, name=TAG_FUNCTION, max_tries=max_tries, timeout=timeout))
     return Worker(
-        functions=[
-            # arq's own try limit only backs up ours, which the database counts.
-            func(make_thumbnails, name=JOB_FUNCTION, max_tries=settings.thumbnail_max_attempts + 3)
-        ],
+        functions=functions,
         cron_jobs=[
             cron(
                 sweep,
@@ -83,7 +115,7 @@ def build_worker(
         ],
         redis_pool=arq_client(redis),
         queue_name=settings.queue_name,
-        ctx={"jobs": jobs},
+        ctx={"jobs": jobs, "tag_jobs": tag_jobs},
         max_jobs=jobs.cpu.workers * 4,  # the pool stays busy while other jobs do I/O
         job_timeout=settings.thumbnail_job_timeout_seconds,
         keep_result=0,  # a finished job's id is free again at once
@@ -113,7 +145,9 @@ async def run_worker(settings: Settings, *, metrics_host: str, metrics_port: int
     log.info("worker started", extra={"queue": settings.queue_name, "pid": os.getpid()})
     try:
         while True:
-            worker = build_worker(settings, resources.jobs, resources.redis)
+            worker = build_worker(
+                settings, resources.jobs, resources.redis, tag_jobs=resources.tag_jobs
+            )
             try:
                 await worker.async_run()
                 return 0

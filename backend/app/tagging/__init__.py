@@ -1,0 +1,1 @@
+"""Automatic tags (contract section 11): taggers behind one small interface."""
