@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.models import Base
+from app.models.image import UNMODELLED_SEARCH_OBJECTS
 
 config = context.config
 target_metadata = Base.metadata
@@ -24,12 +25,18 @@ def _url() -> str:
     return str(url)
 
 
+def _modelled(name: str | None, _type: str, _parents: object) -> bool:
+    # Autogenerate must not drop the search objects the models cannot describe.
+    return name not in UNMODELLED_SEARCH_OBJECTS
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_modelled,
     )
     with context.begin_transaction():
         context.run_migrations()

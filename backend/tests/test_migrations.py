@@ -10,12 +10,19 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
 from app.models import Base
+from app.models.image import UNMODELLED_SEARCH_OBJECTS
 
 pytestmark = pytest.mark.anyio
 
 
+def _modelled(name: str | None, _type: str, _parents: object) -> bool:
+    return name not in UNMODELLED_SEARCH_OBJECTS
+
+
 def _differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": _modelled}
+    )
     return list(compare_metadata(context, Base.metadata))
 
 
