@@ -19,6 +19,9 @@ bytes. PNG chunks are checked as browsers check them: a bad CRC, or a critical c
 the PNG spec does not define, refuses the file. An MPO (a JPEG followed by further
 pictures) is its first picture: `frames` is 1, and stripping drops the rest (ADR 0017).
 
+The camera details (`camera.camera_details`) are read from the EXIF Pillow found while
+decoding, before stripping removes them; a malformed value only makes its field None.
+
 Polyglots are accepted as the image format their magic bytes name, never as anything
 else: the content type always comes from `formats.sniff`, and stripping drops any bytes
 after the image's logical end (JPEG EOI, PNG IEND, GIF trailer, RIFF size).
@@ -44,6 +47,7 @@ from PIL import Image
 from app.config import Settings
 from app.errors import AppError
 from app.images import containers, formats
+from app.images.camera import NO_DETAILS, CameraDetails, camera_details
 from app.images.containers import Container, Geometry
 from app.images.containers.apng import check_frames
 from app.images.errors import ImageTooLarge, InvalidFileFormat
@@ -80,6 +84,7 @@ class ProcessedUpload:
     sha256: str  # of the bytes to store
     size: int
     path: Path  # the bytes to store
+    camera: CameraDetails = NO_DETAILS  # read before stripping; never location
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +143,13 @@ def process_upload(path: Path, raw_sha256: str, limits: Limits) -> ProcessedUplo
     align_bomb_guard(limits.max_pixels)
     data = path.read_bytes()
     budget = _Budget(limits.max_pixels, limits.max_side, limits.max_frames)
-    info, parsed = _validate(data, limits.allowed_formats, budget)
+    info, parsed, exif = _validate(data, limits.allowed_formats, budget)
+    camera = camera_details(exif, parsed.orientation())  # before stripping removes them
     stored = parsed.stripped() if limits.strip_metadata else data
     if stored is data:
-        return ProcessedUpload(info, raw_sha256, len(data), path)
+        return ProcessedUpload(info, raw_sha256, len(data), path, camera)
     path.write_bytes(stored)
-    return ProcessedUpload(info, hashlib.sha256(stored).hexdigest(), len(stored), path)
+    return ProcessedUpload(info, hashlib.sha256(stored).hexdigest(), len(stored), path, camera)
 
 
 def probe(
@@ -160,8 +166,9 @@ def probe(
 
 def _validate(
     data: bytes, allowed_formats: Sequence[str], budget: _Budget
-) -> tuple[ImageInfo, Container]:
-    """What the upload is, and its one walk (for stripping); or the reason to refuse it."""
+) -> tuple[ImageInfo, Container, object]:
+    """What the upload is, its one walk (for stripping) and the EXIF Pillow found (for
+    the camera details); or the reason to refuse it."""
     fmt = formats.sniff(data[: formats.SNIFF_BYTES])
     if fmt is None:
         raise InvalidFileFormat()
@@ -174,18 +181,19 @@ def _validate(
     budget.check(geometry)
     if geometry.animation is not None:
         check_frames(data, geometry.animation)
-    width, height = _decode_first_frame(data, fmt, parsed, geometry.frames, budget)
+    (width, height), exif = _decode_first_frame(data, fmt, parsed, geometry.frames, budget)
     orientation = parsed.orientation() or 1
     if orientation in _SWAPPING_ORIENTATIONS:
         width, height = height, width
     info = ImageInfo(fmt.name, fmt.mime_type, width, height, geometry.frames, orientation)
-    return info, parsed
+    return info, parsed, exif
 
 
 def _decode_first_frame(
     data: bytes, fmt: Format, parsed: Container, frames: int, budget: _Budget
-) -> tuple[int, int]:
-    """Pillow's size for `data`, once it has decoded the first frame."""
+) -> tuple[tuple[int, int], object]:
+    """Pillow's size for `data`, once it has decoded the first frame, and its raw EXIF
+    (a PNG's eXIf may follow the pixels: Pillow has it once they are decoded)."""
     alone = parsed.first_frame() if fmt is formats.WEBP else None
     try:
         with Image.open(BytesIO(data), formats=[fmt.pillow]) as image:
@@ -195,6 +203,7 @@ def _decode_first_frame(
                 image.draft(None, (1, 1))  # smallest DCT scale, yet every scan is still read
             if alone is None:
                 image.load()
+            exif = image.info.get("exif")
         if alone is not None:  # an animated WebP: its first frame, never its whole canvas
             with Image.open(BytesIO(alone[0]), formats=[fmt.pillow]) as frame:
                 frame.load()
@@ -204,4 +213,4 @@ def _decode_first_frame(
         raise ImageTooLarge() from exc  # Pillow's own limit, when set below ours
     except Exception as exc:  # Pillow raises many types on hostile input; all mean "not valid"
         raise InvalidFileFormat() from exc
-    return size
+    return size, exif
