@@ -66,14 +66,15 @@ cluster-packages: ## Debian's caddy, redis-server and PostgreSQL server binaries
 
 vendor: ## fetch the pinned front-end files in backend/app/static/vendor again (needs npm)
 	@set -e; tmp=$$(mktemp -d); cd $$tmp; \
-	npm pack --silent swagger-ui-dist@5.35.0 redoc@2.5.4 htmx.org@2.0.11 >/dev/null; \
-	mkdir s r h; tar xzf swagger-ui-dist-5.35.0.tgz -C s; tar xzf redoc-2.5.4.tgz -C r; \
-	tar xzf htmx.org-2.0.11.tgz -C h; \
+	npm pack --silent swagger-ui-dist@5.35.0 redoc@2.5.4 htmx.org@2.0.11 thumbhash@0.1.1 >/dev/null; \
+	mkdir s r h t; tar xzf swagger-ui-dist-5.35.0.tgz -C s; tar xzf redoc-2.5.4.tgz -C r; \
+	tar xzf htmx.org-2.0.11.tgz -C h; tar xzf thumbhash-0.1.1.tgz -C t; \
 	dest=$(CURDIR)/$(BACKEND)/app/static/vendor; \
 	cp s/package/swagger-ui-bundle.js s/package/swagger-ui.css s/package/favicon-32x32.png \
 	   s/package/LICENSE $$dest/swagger-ui-5.35.0/; \
 	cp r/package/bundles/redoc.standalone.js r/package/LICENSE $$dest/redoc-2.5.4/; \
 	cp h/package/dist/htmx.min.js h/package/LICENSE $$dest/htmx-2.0.11/; \
+	cp t/package/thumbhash.js $$dest/thumbhash-0.1.1/; \
 	rm -rf $$tmp; echo "vendored files refreshed under $$dest"
 
 clean:

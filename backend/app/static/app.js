@@ -1,5 +1,6 @@
 // Chitram's page script: uploads with progress, copy buttons, deleting anonymous uploads
-// with the token this browser kept. Never innerHTML with data: filenames are hostile.
+// with the token this browser kept, the gallery's selection and the library's forms.
+// Never innerHTML with data: filenames are hostile.
 (function () {
   "use strict";
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -175,4 +176,48 @@
       });
     }
   }
+  // ---- the library: selection, albums, expiry --------------------------------------
+  // A button that asks first (a form's other buttons do not).
+  document.querySelectorAll("button[data-confirm]").forEach(function (button) {
+    button.addEventListener("click", function (e) {
+      if (!window.confirm(button.dataset.confirm)) e.preventDefault();
+    });
+  });
+
+  // The gallery's selection: how many are ticked, and the actions need one.
+  var bulk = document.getElementById("bulk");
+  if (bulk) {
+    var count = document.getElementById("bulk-count");
+    var hint = count.textContent;
+    var update = function () {
+      var ticked = document.querySelectorAll('input.tile-check:checked').length;
+      count.textContent = ticked ? ticked + (ticked === 1 ? " image selected." : " images selected.") : hint;
+      count.classList.toggle("has-selection", ticked > 0);
+      bulk.querySelectorAll(".needs-selection").forEach(function (b) { b.disabled = !ticked; });
+      bulk.querySelectorAll(".bulk-row").forEach(function (row) { row.hidden = !ticked; });
+    };
+    document.addEventListener("change", function (e) {
+      if (e.target.classList && e.target.classList.contains("tile-check")) update();
+    });
+    update();
+  }
+
+  // "New album…" chosen: its title field shows; an existing album chosen: it hides.
+  document.querySelectorAll("select[data-new-album]").forEach(function (select) {
+    var title = document.getElementById(select.dataset.newAlbum);
+    var sync = function () {
+      title.hidden = select.value !== "new";
+      title.required = select.value === "new";
+    };
+    select.addEventListener("change", sync);
+    sync();
+  });
+
+  // The expiry's date field shows only for "On a date".
+  document.querySelectorAll("select[data-date-field]").forEach(function (select) {
+    var field = document.getElementById(select.dataset.dateField);
+    var sync = function () { field.hidden = select.value !== "date"; };
+    select.addEventListener("change", sync);
+    sync();
+  });
 })();

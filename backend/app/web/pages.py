@@ -13,6 +13,7 @@ from app.auth.errors import SessionEnded
 from app.auth.principal import Principal
 from app.config import Settings
 from app.errors import Forbidden
+from app.http.deps import resources_of
 from app.http.net import forwarded_https
 from app.models import User
 from app.web import csrf
@@ -32,6 +33,34 @@ def is_https(request: Request, settings: Settings) -> bool:
 def principal_of(request: Request) -> Principal:
     principal: Principal = request.state.principal
     return principal
+
+
+async def page(
+    request: Request, name: str, context: dict[str, Any], status: int = 200
+) -> HTMLResponse:
+    """`render` with the signed-in user looked up: what every page handler returns."""
+    resources = resources_of(request)
+    user = await resources.auth.signed_in(principal_of(request))
+    return render(request, resources.settings, name, context, user=user, status=status)
+
+
+def sign_in_first(request: Request, back_to: str) -> Response | None:
+    """For a page only a signed-in person can see: the login page (which says so when the
+    session ended) and back to `back_to` after; None when signed in."""
+    if principal_of(request).user_id is not None:
+        return None
+    login = f"/login?next={quote(local_path(back_to, '/'), safe='/')}"
+    return refuse_ended_session(request, back_to) or redirect(request, login)
+
+
+async def guard_action(request: Request, back_to: str, submitted: str | None) -> Response | None:
+    """Before a form's change: an ended session is answered as signed out (never done
+    anonymously instead), then the CSRF token must be this browser's."""
+    signed_out = refuse_ended_session(request, back_to)
+    if signed_out is not None:
+        return signed_out
+    await require_csrf(request, resources_of(request).settings, submitted)
+    return None
 
 
 def render(

@@ -1,9 +1,8 @@
-"""Web pages: thin, like the API routers; the same services do the work."""
+"""Web pages: thin, like the API routers; the same services do the work. The upload page
+and signing in live here; the image page, the gallery and the albums in their modules."""
 
 from __future__ import annotations
 
-import html
-import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -18,30 +17,23 @@ from app.http import routes
 from app.http.deps import request_base_url, resources_of
 from app.images import formats
 from app.images.requests import upload_request
-from app.images.schemas import ImageRead
-from app.images.thumbnails import THUMBNAIL_SIZES, fit
+from app.web import albums, images, library
 from app.web.pages import (
     is_https,
     local_path,
+    page,
     principal_of,
     redirect,
     refuse_ended_session,
-    render,
     require_csrf,
     session_ended,
     set_pre_session_cookie,
 )
 
 router = APIRouter(include_in_schema=False)
-GALLERY_PAGE = 24
-
-
-async def _page(
-    request: Request, name: str, context: dict[str, Any], status: int = 200
-) -> HTMLResponse:
-    resources = resources_of(request)
-    user = await resources.auth.signed_in(principal_of(request))
-    return render(request, resources.settings, name, context, user=user, status=status)
+router.include_router(images.router)
+router.include_router(library.router)
+router.include_router(albums.router)
 
 
 # ---- upload -------------------------------------------------------------------------
@@ -52,7 +44,7 @@ async def home(request: Request, deleted: bool = False) -> HTMLResponse:
     """The upload page."""
     settings = resources_of(request).settings
     signed_in = principal_of(request).user_id is not None
-    return await _page(
+    return await page(
         request,
         "home.html",
         {
@@ -85,138 +77,6 @@ async def upload(request: Request, csrf_token: Annotated[str | None, Query()] = 
     return JSONResponse(body, status_code=201, headers={"Cache-Control": "no-store"})
 
 
-# ---- one image ----------------------------------------------------------------------
-
-
-def _share_fields(image: ImageRead, page_url: str) -> list[dict[str, Any]]:
-    alt = html.escape(image.filename, quote=True)
-    label = image.filename.replace("[", "\\[").replace("]", "\\]")
-    return [
-        {"id": "direct-link", "label": "Direct link", "value": image.url, "multiline": False},
-        {"id": "page-link", "label": "Page link", "value": page_url, "multiline": False},
-        {
-            "id": "embed-markdown",
-            "label": "Markdown",
-            "value": f"![{label}]({image.url})",
-            "multiline": True,
-        },
-        {
-            "id": "embed-html",
-            "label": "HTML",
-            "value": f'<img src="{image.url}" alt="{alt}">',
-            "multiline": True,
-        },
-        {
-            "id": "embed-bbcode",
-            "label": "BBCode",
-            "value": f"[img]{image.url}[/img]",
-            "multiline": True,
-        },
-    ]
-
-
-async def _image(request: Request, image_id: uuid.UUID) -> ImageRead:
-    resources = resources_of(request)
-    cached, _ = await resources.images.get(image_id)
-    return resources.presenter.read(cached, request_base_url(request))
-
-
-@router.get(routes.PAGE_IMAGE, response_class=HTMLResponse)
-async def image_page(request: Request, image_id: uuid.UUID) -> HTMLResponse:
-    """The image, its links and embed codes, its details, and delete for its owner."""
-    resources = resources_of(request)
-    image = await _image(request, image_id)
-    base = resources.settings.public_base_url or request_base_url(request)
-    page_url = f"{base}/i/{image.id}"
-    principal = principal_of(request)
-    owned = principal.user_id is not None and await resources.images.is_owner(
-        image_id, principal.user_id
-    )
-    return await _page(
-        request,
-        "image.html",
-        {
-            "image": image,
-            "page_url": page_url,
-            "preview_url": image.thumbnails.large or image.url,
-            "large_box": fit(image.width, image.height, THUMBNAIL_SIZES["large"]),
-            "share_fields": _share_fields(image, page_url),
-            "owned": owned,
-        },
-    )
-
-
-@router.get(routes.PAGE_IMAGE_PREVIEW, response_class=HTMLResponse)
-async def image_preview(request: Request, image_id: uuid.UUID) -> HTMLResponse:
-    """The image page's preview, for HTMX to poll until the thumbnail is ready."""
-    image = await _image(request, image_id)
-    context = {
-        "image": image,
-        "large_box": fit(image.width, image.height, THUMBNAIL_SIZES["large"]),
-    }
-    return await _page(request, "partials/preview_update.html", context)
-
-
-@router.get(routes.PAGE_IMAGE_TILE, response_class=HTMLResponse)
-async def image_tile(request: Request, image_id: uuid.UUID) -> HTMLResponse:
-    """One gallery tile, for HTMX to poll until its thumbnail is ready."""
-    image = await _image(request, image_id)
-    return await _page(request, "partials/tile.html", {"tile": _tile(image)})
-
-
-@router.post(routes.PAGE_IMAGE_DELETE)
-async def delete_image(
-    request: Request, image_id: uuid.UUID, csrf_token: Annotated[str | None, Form()] = None
-) -> Response:
-    """Delete an owned image (anonymous ones are deleted by the page's script with the
-    token this browser kept)."""
-    resources = resources_of(request)
-    signed_out = refuse_ended_session(request, f"/i/{image_id}")
-    if signed_out is not None:
-        return signed_out
-    await require_csrf(request, resources.settings, csrf_token)
-    await resources.images.delete(image_id, principal_of(request), None)
-    return redirect(request, "/gallery?deleted=1")
-
-
-# ---- gallery ------------------------------------------------------------------------
-
-
-def _tile(image: ImageRead) -> dict[str, Any]:
-    return {**image.model_dump(), "box": fit(image.width, image.height, THUMBNAIL_SIZES["small"])}
-
-
-async def _tiles(request: Request, cursor: str | None) -> dict[str, Any]:
-    images = resources_of(request).images
-    page = await images.list_images(
-        principal_of(request), GALLERY_PAGE, cursor, request_base_url(request)
-    )
-    return {"tiles": [_tile(i) for i in page.items], "next_cursor": page.next_cursor}
-
-
-@router.get(routes.PAGE_GALLERY, response_class=HTMLResponse)
-async def gallery(
-    request: Request,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    deleted: bool = False,
-) -> Response:
-    """The signed-in user's images, newest first, as thumbnails."""
-    if principal_of(request).user_id is None:
-        # An ended session keeps its cookie for the login page, which says so and drops it.
-        return refuse_ended_session(request, routes.PAGE_GALLERY) or redirect(
-            request, "/login?next=/gallery"
-        )
-    context = await _tiles(request, cursor)
-    context["notice"] = "The image was deleted." if deleted else None
-    return await _page(request, "gallery.html", context)
-
-
-@router.get(routes.PAGE_GALLERY_MORE, response_class=HTMLResponse)
-async def gallery_more(request: Request, cursor: Annotated[str, Query(max_length=200)]) -> Response:
-    """The next tiles and the next "Load more", for HTMX."""
-    return await _page(request, "partials/tiles.html", await _tiles(request, cursor))
-
-
 # ---- sign in and out ----------------------------------------------------------------
 
 
@@ -239,7 +99,7 @@ def _form_context(
 async def login_page(request: Request, next: str | None = None) -> Response:
     if principal_of(request).user_id is not None:
         return redirect(request, local_path(next, routes.PAGE_GALLERY))
-    return await _page(
+    return await page(
         request,
         "auth_form.html",
         _form_context(routes.PAGE_LOGIN, local_path(next, routes.PAGE_GALLERY)),
@@ -251,7 +111,7 @@ async def register_page(request: Request, next: str | None = None) -> Response:
     if principal_of(request).user_id is not None:
         return redirect(request, local_path(next, routes.PAGE_GALLERY))
     context = _form_context(routes.PAGE_REGISTER, local_path(next, routes.PAGE_GALLERY))
-    return await _page(request, "auth_form.html", context)
+    return await page(request, "auth_form.html", context)
 
 
 Field = Annotated[str, Form(max_length=2048)]
@@ -318,7 +178,7 @@ async def _form_error(
     request: Request, action: str, target: str, email: str, message: str, status: int
 ) -> HTMLResponse:
     context = _form_context(action, target, email[:320], message)
-    return await _page(request, "auth_form.html", context, status=status)
+    return await page(request, "auth_form.html", context, status=status)
 
 
 @router.post(routes.PAGE_LOGOUT)
