@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     allowed_formats: Annotated[tuple[str, ...], NoDecode] = ALL_FORMATS
     strip_metadata: bool = True
     allow_anonymous_uploads: bool = True
+    # Anonymous uploads live at most this long (unset: no limit; asking for more is a
+    # 422), and this long when they name no expiry (unset: for ever).
+    anon_max_expires_seconds: int | None = Field(default=None, ge=1)
+    anon_default_expires_seconds: int | None = Field(default=None, ge=1)
+    # How often expired images are deleted (they answer 404 from their expiry on).
+    expiry_sweep_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     # Per caller, in the `limits` library's notation; counted in Redis when configured.
     rate_limit_enabled: bool = True
@@ -109,6 +115,15 @@ class Settings(BaseSettings):
     # A pending row quiet for this long is dispatched again by the sweeper.
     thumbnail_stale_seconds: float = Field(default=120.0, ge=0)
     thumbnail_job_timeout_seconds: int = Field(default=60, ge=1)
+    # Automatic tags (contract section 11): a job after the thumbnails, on the same
+    # queue with the same attempts, backoff and sweeper. `basic` reads the pixels;
+    # `openai` asks an OpenAI-compatible chat-completions endpoint at TAGGER_URL.
+    tagger: Literal["basic", "openai", "none"] = "basic"
+    tagger_url: str | None = Field(default=None, repr=False)  # may carry a password
+    tagger_model: str = ""
+    tagger_api_key: SecretStr | None = None
+    tagger_max_tags: int = Field(default=5, ge=1, le=50)
+    tagger_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     object_cache_bytes: int = 64 * 1024 * 1024
     # Processes per API or worker process that decode images and render thumbnails
     # (app.infra.cpu); unset: one per core.
@@ -147,6 +162,11 @@ class Settings(BaseSettings):
         parse(value)  # raises ValueError on anything the limits library cannot read
         return value
 
+    @field_validator("tagger_url")
+    @classmethod
+    def _strip_tagger_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
@@ -156,6 +176,13 @@ class Settings(BaseSettings):
     def _derive_queue_name(self) -> Settings:
         if not self.queue_name:
             self.queue_name = f"{self.redis_prefix}:thumbnails"
+        return self
+
+    @model_validator(mode="after")
+    def _default_expiry_within_cap(self) -> Settings:
+        cap, default = self.anon_max_expires_seconds, self.anon_default_expires_seconds
+        if cap is not None and default is not None and default > cap:
+            raise ValueError("ANON_DEFAULT_EXPIRES_SECONDS exceeds ANON_MAX_EXPIRES_SECONDS")
         return self
 
     @model_validator(mode="after")
@@ -178,6 +205,8 @@ class Settings(BaseSettings):
                 "DATABASE_READ_URLS needs a PostgreSQL DATABASE_URL and REDIS_URL "
                 "(where read-your-writes markers are kept)"
             )
+        if self.tagger == "openai" and not (self.tagger_url and self.tagger_model):
+            raise ValueError("TAGGER=openai needs TAGGER_URL and TAGGER_MODEL")
         if self.max_ingest_bytes < self.max_upload_bytes:
             raise ValueError("MAX_INGEST_BYTES must be at least MAX_UPLOAD_BYTES")
         if self.storage_backend == "s3" and not (

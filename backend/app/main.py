@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app import __version__
+from app.albums.router import router as albums_router
 from app.auth.middleware import AuthMiddleware
 from app.auth.router import router as auth_router
 from app.config import Settings, load_settings
@@ -14,6 +15,7 @@ from app.http.lifespan import lifespan_for
 from app.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.http.openapi import install_docs, install_openapi
 from app.http.ratelimit import RateLimitMiddleware
+from app.images.library_router import router as library_router
 from app.images.router import router as images_router
 from app.infra import tracing
 from app.infra.logging import configure_logging
@@ -33,7 +35,9 @@ def create_app(settings: Settings, *, storage: Storage | None = None) -> FastAPI
         redoc_url=None,
     )
     app.include_router(images_router)  # first: routes are tried in order, reads are hot
+    app.include_router(library_router)
     app.include_router(auth_router)
+    app.include_router(albums_router)
     app.include_router(health.router)
     app.include_router(web_router)
     install_docs(app)

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from app.albums.presenter import AlbumPresenter
+from app.albums.service import AlbumService
 from app.auth.passwords import Passwords
 from app.auth.service import AuthService
 from app.config import Settings
 from app.http.ratelimit import RateLimiter
 from app.images.cache import InProcessCache, MetadataCache, NoCache
+from app.images.library import LibraryService
 from app.images.presenter import ImagePresenter
 from app.images.redis_cache import RedisCache
 from app.images.service import ImageService
@@ -25,11 +28,13 @@ from app.images.upload import UploadService
 from app.infra.cpu import CpuPool
 from app.infra.db import Database
 from app.infra.replicas import Reads, build_reads, changes_seen_by_reads
-from app.jobs.queue import JobQueue, build_queue
+from app.jobs.queue import TAG_FUNCTION, JobQueue, build_queue
+from app.jobs.tagging import TagJobs, after_thumbnails
 from app.jobs.thumbnails import ThumbnailJobs
 from app.storage import Storage
 from app.storage.factory import build_storage
 from app.storage.instrumented import InstrumentedStorage
+from app.tagging.factory import build_tagger
 
 # Redis calls on a request's path give up after this, then go without Redis (each user
 # says how); the rate limiter relies on the socket timeout alone, so it must be this.
@@ -53,6 +58,10 @@ class JobResources:
     cache: MetadataCache
     reads: Reads
     jobs: ThumbnailJobs
+    # Tag jobs follow thumbnail jobs: run here without Redis (started by the API), else
+    # queued for `chitram worker` by whichever process ran the thumbnail job.
+    tag_jobs: TagJobs
+    tag_queue: JobQueue
 
 
 @dataclass
@@ -67,6 +76,8 @@ class Resources(JobResources):
     limiter: RateLimiter
     passwords: Passwords
     auth: AuthService
+    library: LibraryService
+    albums: AlbumService
 
 
 def redis_client(settings: Settings, timeout: float) -> Redis | None:
@@ -117,10 +128,15 @@ async def open_job_resources(
     cache = build_metadata_cache(settings, redis)
     # ... after the read-your-writes markers of app.infra.replicas.
     reads = build_reads(settings, database, redis)
-    jobs = ThumbnailJobs(
-        settings, database, storage, cpu, changed=changes_seen_by_reads(reads, cache.invalidate)
+    changed = changes_seen_by_reads(reads, cache.invalidate)
+    tagger = build_tagger(settings)
+    tag_jobs = TagJobs(settings, database, storage, cpu, tagger, changed=changed)
+    tag_queue = build_queue(settings, tag_jobs, cpu.workers, redis, TAG_FUNCTION)
+    then = after_thumbnails(tag_queue) if tagger is not None else None
+    jobs = ThumbnailJobs(settings, database, storage, cpu, changed=changed, then=then)
+    return JobResources(
+        settings, redis, database, storage, cpu, cache, reads, jobs, tag_jobs, tag_queue
     )
-    return JobResources(settings, redis, database, storage, cpu, cache, reads, jobs)
 
 
 async def open_resources(settings: Settings, storage: Storage | None = None) -> Resources:
@@ -150,9 +166,14 @@ async def open_resources(settings: Settings, storage: Storage | None = None) -> 
         limiter=limiter,
         passwords=passwords,
         auth=auth,
+        library=LibraryService(base.database, base.reads, base.cache, presenter),
+        albums=AlbumService(
+            base.database, base.storage, images, presenter, AlbumPresenter(settings)
+        ),
     )
     await passwords.warm()  # in a thread; once per process
     await queue.start()
+    await base.tag_queue.start()
     await base.cache.start()  # Redis: follows invalidations, so its near cache may answer
     await base.reads.start()  # replicas: follows how far each has replayed
     return resources
@@ -162,6 +183,8 @@ async def close_resources(resources: JobResources) -> None:
     """Close what `open_resources` or `open_job_resources` opened; Redis last."""
     if isinstance(resources, Resources):
         await resources.queue.close()
+    await resources.tag_queue.close()
+    await resources.tag_jobs.close()
     await resources.cache.close()
     await resources.reads.close()
     resources.cpu.close()

@@ -28,6 +28,10 @@ from tests.support.services import service_missing
 
 PG_ADMIN_DSN = os.environ.get("CHITRAM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = (
+    "album_images",
+    "albums",
+    "image_tags",
+    "image_exif",
     "images",
     "thumbnails",
     "blobs",

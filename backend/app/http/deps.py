@@ -9,6 +9,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.albums.service import AlbumService
+from app.images.library import LibraryService
 from app.images.service import ImageService
 from app.images.upload import UploadService
 from app.wiring import Resources
@@ -39,6 +41,20 @@ async def get_upload_service(resources: ResourcesDep) -> UploadService:
 
 
 UploadServiceDep = Annotated[UploadService, Depends(get_upload_service)]
+
+
+async def get_library_service(resources: ResourcesDep) -> LibraryService:
+    return resources.library
+
+
+LibraryServiceDep = Annotated[LibraryService, Depends(get_library_service)]
+
+
+async def get_album_service(resources: ResourcesDep) -> AlbumService:
+    return resources.albums
+
+
+AlbumServiceDep = Annotated[AlbumService, Depends(get_album_service)]
 
 
 # A process-wide cache: docs/adr/0018-unit-of-work.md lists them all, and why.

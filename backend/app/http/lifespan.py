@@ -11,6 +11,7 @@ from typing import TypedDict
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.images.expiry import ExpirySweeper
 from app.images.ingest import clear_stale_spool
 from app.storage import Storage
 from app.wiring import Resources, close_resources, open_resources
@@ -35,12 +36,15 @@ def lifespan_for(settings: Settings, storage: Storage | None = None) -> Lifespan
         # Everything built so far lives as long as the process: moved out of the
         # collector's sight, full collections stop walking it. They were pausing the
         # event loop for ~60 ms (p99 of cached reads 65 ms, 10 ms with this).
+        expiry = ExpirySweeper(resources.images, settings.expiry_sweep_interval_seconds)
+        expiry.start()
         gc.collect()
         gc.freeze()
         try:
             yield {"resources": resources}
         finally:
             gc.unfreeze()  # what this app built may be collected again once it is closed
+            await expiry.close()
             await close_resources(resources)
 
     return lifespan

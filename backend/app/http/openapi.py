@@ -30,7 +30,7 @@ _DESCRIPTIONS = {
     401: "UNAUTHORIZED, TOKEN_EXPIRED or INVALID_CREDENTIALS: missing credentials where "
     "they are required, or credentials that are present but bad (on any route)",
     403: "FORBIDDEN, DELETE_TOKEN_REQUIRED or INVALID_DELETE_TOKEN",
-    404: "NOT_FOUND / IMAGE_NOT_FOUND",
+    404: "NOT_FOUND / IMAGE_NOT_FOUND / ALBUM_NOT_FOUND",
     408: "REQUEST_TIMEOUT: the upload body arrived slower than UPLOAD_MIN_BYTES_PER_SECOND "
     "(after UPLOAD_GRACE_SECONDS); the connection is closed",
     409: "EMAIL_EXISTS",

@@ -182,11 +182,23 @@ LIMITED_WRITES: dict[tuple[str, str], LimitName] = {
     ("POST", routes.PAGE_REGISTER): "auth",
 }
 # Pages that read images count as the API reads they stand for (contract section 7).
-LIMITED_READS = (routes.IMAGES, routes.IMAGE_PAGES, routes.PAGE_GALLERY)
+LIMITED_READS = (
+    routes.IMAGES,
+    routes.IMAGE_PAGES,
+    routes.PAGE_GALLERY,
+    routes.PAGE_ALBUMS,
+    routes.ALBUM_PAGES,
+)
+
+
+# Album changes are small metadata writes, reads' siblings: every method spends reads.
+LIMITED_ANY_METHOD = (routes.ALBUMS,)
 
 
 def classify(method: str, path: str) -> LimitName | None:
     """Which limit a request counts against, from its method and path alone."""
+    if path.startswith(LIMITED_ANY_METHOD):
+        return "read"
     if method in ("GET", "HEAD"):
         return "read" if path.startswith(LIMITED_READS) else None
     return LIMITED_WRITES.get((method, path))

@@ -73,3 +73,12 @@ class IdempotencyKeyReused(AppError):
     status_code = 422
     code = "IDEMPOTENCY_KEY_REUSED"
     message = "This Idempotency-Key was already used for a different request"
+
+
+class AlbumNotFound(AppError):
+    """An album filter naming no album of the caller's (its existence is not revealed).
+    Defined here, below the albums domain, so that image listings can raise it."""
+
+    status_code = 404
+    code = "ALBUM_NOT_FOUND"
+    message = "No such album"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,9 +103,17 @@ def replay_body(response: ImageUploaded, key: IdempotencyKey) -> str:
     return json.dumps(body)
 
 
-def fingerprint(route: str, caller: Principal, files: Sequence[ReceivedFile]) -> str:
-    """What makes two uploads the same request: route, caller and, for each file part,
-    its content hash, size and name (other form fields are ignored by the upload)."""
+def fingerprint(
+    route: str,
+    caller: Principal,
+    files: Sequence[ReceivedFile],
+    fields: Mapping[str, str] | None = None,
+) -> str:
+    """What makes two uploads the same request: route, caller, the form fields the upload
+    reads (title, expiry...) and, for each file part, its content hash, size and name."""
     parts = [[f.sha256, f.size, f.too_large, f.filename] for f in files]
-    canonical = json.dumps([route, caller.scope, parts], separators=(",", ":"))
+    shape: list[object] = [route, caller.scope, parts]
+    if fields:  # absent from older fingerprints: a request without them matches them
+        shape.append(sorted(fields.items()))
+    canonical = json.dumps(shape, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -103,6 +103,7 @@ class _Part:
     file: ReceivedFile | None = None
     headers: dict[bytes, bytes] = field(default_factory=dict)
     size: int = 0
+    value: bytearray | None = None  # a form field that is kept (`form_fields`)
 
 
 class MultipartIngest:
@@ -117,8 +118,12 @@ class MultipartIngest:
         max_file_bytes: int,
         tmp_dir: Path,
         fail_fast: bool,
+        form_fields: frozenset[str] = frozenset(),
     ) -> None:
         self.field_name = field_name
+        # Text fields to keep (the first of each name), e.g. an upload's title.
+        self.form_fields = form_fields
+        self.fields: dict[str, str] = {}
         self.max_files = max_files
         self.max_file_bytes = max_file_bytes
         self.tmp_dir = tmp_dir
@@ -190,6 +195,7 @@ class MultipartIngest:
             "on_header_value": self._on_header_value,
             "on_header_end": self._on_header_end,
             "on_headers_finished": self._on_headers_finished,
+            "on_part_end": self._on_part_end,
         }
 
     def _on_part_begin(self) -> None:
@@ -221,6 +227,8 @@ class MultipartIngest:
                     f"At most {MAX_FORM_FIELDS} form fields besides the files per request",
                     details={"max_form_fields": MAX_FORM_FIELDS},
                 )
+            if name in self.form_fields and name not in self.fields:
+                self._part.value = bytearray()
             return
         self._file_parts_seen += 1
         self._touch_earlier = True  # done by the next flush, in a thread
@@ -257,6 +265,8 @@ class MultipartIngest:
         if received_file is None:
             if part.size > MAX_FIELD_BYTES:
                 raise InvalidRequest("A form field is too large")
+            if part.value is not None:
+                part.value += data[start:end]
             return
         if received_file.too_large or received_file.refused is not None:
             return
@@ -270,6 +280,12 @@ class MultipartIngest:
         piece = data[start:end]
         received_file._hash.update(piece)
         received_file._pending += piece
+
+    def _on_part_end(self) -> None:
+        part = self._part
+        if part.value is not None and part.name is not None:
+            self.fields.setdefault(part.name, part.value.decode("utf-8", "replace"))
+            part.value = None
 
 
 def _touch(paths: list[Path]) -> None:

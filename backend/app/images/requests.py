@@ -25,4 +25,5 @@ def upload_request(
         request_id=request.state.request_id,
         idempotency_key=idempotency_key,
         client=client_address(request.scope, resources_of(request).settings),
+        expires_in=request.headers.get("expires-in"),
     )

@@ -23,7 +23,14 @@ from app.http.deps import (
 from app.http.openapi import OPTIONAL_AUTH, errors
 from app.images import serving
 from app.images.requests import upload_request
-from app.images.schemas import BatchResponse, ImageList, ImageRead, ImageUploaded, ThumbnailSize
+from app.images.schemas import (
+    BatchResponse,
+    ExifRead,
+    ImageRead,
+    ImageUploaded,
+    ThumbnailSize,
+)
+from app.images.service import exif_of
 from app.images.serving import ServedObject
 
 router = APIRouter(tags=["images"])
@@ -40,6 +47,43 @@ class _ImageIdConvertor(StringConvertor):
 register_url_convertor("image_id", _ImageIdConvertor())
 
 
+def viewer_of(request: Request) -> uuid.UUID | None:
+    """The signed-in caller's id (None: anonymous), as the auth middleware resolved it;
+    the hot read routes take it from there instead of resolving a dependency."""
+    return request.state.principal.user_id  # type: ignore[no-any-return]
+
+
+# The optional form fields of an upload (app.images.options), the same for a batch.
+_UPLOAD_FIELDS: dict[str, Any] = {
+    "title": {"type": "string", "maxLength": 200},
+    "description": {"type": "string", "maxLength": 2000},
+    "visibility": {
+        "type": "string",
+        "enum": ["unlisted", "private"],
+        "default": "unlisted",
+        "description": "private: only the owner sees it (needs an account)",
+    },
+    # Strings, as HTML forms send them: an empty field means "not given".
+    "expires_in": {
+        "type": "string",
+        "pattern": "^[0-9]*$",
+        "description": "Delete it this many seconds from now, at least 1 (or the "
+        "Expires-In header)",
+    },
+    "expires_at": {
+        "type": "string",
+        "description": "Delete it then: an ISO 8601 date-time with its offset, in the future",
+    },
+}
+_EXPIRES_IN = {
+    "name": "Expires-In",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "As the expires_in form field",
+}
+
+
 def _multipart(field: str, many: bool) -> dict[str, Any]:
     item = {"type": "string", "format": "binary"}
     schema = {"type": "array", "items": item} if many else item
@@ -48,10 +92,15 @@ def _multipart(field: str, many: bool) -> dict[str, Any]:
             "required": True,
             "content": {
                 "multipart/form-data": {
-                    "schema": {"type": "object", "required": [field], "properties": {field: schema}}
+                    "schema": {
+                        "type": "object",
+                        "required": [field],
+                        "properties": {field: schema, **_UPLOAD_FIELDS},
+                    }
                 }
             },
-        }
+        },
+        "parameters": [_EXPIRES_IN],
     }
 
 
@@ -104,27 +153,16 @@ async def upload_batch(
     )
 
 
-@router.get(routes.IMAGES, response_model=ImageList, responses=errors(400, 401, 422, 429))
-async def list_images(
-    service: ImageServiceDep,
-    caller: SignedInDep,
-    base: BaseUrlDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor")] = None,
-) -> ImageList:
-    """The caller's images, newest first, a page at a time."""
-    return await service.list_images(caller, limit, cursor, base)
-
-
 @router.get(routes.IMAGE, response_model=ImageRead, responses=errors(404, 422))
 async def get_image(image_id: uuid.UUID, request: Request) -> Response:
     """An image's metadata; `X-Cache` says whether the cache answered."""
     # The hot read paths resolve no dependencies: each one costs tens of microseconds.
     resources = resources_of(request)
-    image, cache_result = await resources.images.get(image_id)
+    viewer = viewer_of(request)
+    image, cache_result = await resources.images.get(image_id, viewer)
     # Serialised here, once: the schema already validated it (FastAPI would do it again).
     return Response(
-        resources.presenter.read_json(image, request_base_url(request)),
+        resources.presenter.read_json(image, request_base_url(request), viewer),
         media_type="application/json",
         headers={"X-Cache": cache_result},
     )
@@ -176,7 +214,7 @@ async def get_image_file(
     download: Annotated[bool, Query(description="Serve as an attachment")] = False,
 ) -> Response:
     """The stored image bytes, with validators, ranges and safe headers."""
-    served = await resources_of(request).images.served_object(image_id)
+    served = await resources_of(request).images.served_object(image_id, viewer_of(request))
     return await _serve(request, served, download=download)
 
 
@@ -187,7 +225,8 @@ async def get_image_thumbnail(
     size: Annotated[ThumbnailSize, Query(description="Max side 150, 300 or 800 px")] = "medium",
 ) -> Response:
     """A WebP thumbnail; 404 `THUMBNAIL_NOT_READY` (with `Retry-After`) while it is made."""
-    served = await resources_of(request).images.served_thumbnail(image_id, size)
+    images = resources_of(request).images
+    served = await images.served_thumbnail(image_id, size, viewer_of(request))
     return await _serve(request, served)
 
 
@@ -208,3 +247,11 @@ async def delete_image(
     Its file, thumbnails and metadata are gone at once."""
     await service.delete(image_id, caller, x_delete_token or delete_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(routes.IMAGE_EXIF, response_model=ExifRead, responses=errors(401, 403, 404, 422))
+async def get_image_exif(
+    image_id: uuid.UUID, service: ImageServiceDep, caller: SignedInDep
+) -> ExifRead:
+    """Your image's camera details (make, model, lens, exposure...); never its location."""
+    return await exif_of(service, image_id, caller)

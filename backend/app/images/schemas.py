@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
+from app.images.options import MAX_DESCRIPTION, MAX_EXPIRES_SECONDS, MAX_TITLE
+from app.images.tags import MAX_TAG_CHARS, MAX_USER_TAGS, normalise_tag
 from app.schemas import ErrorBody
 
 ThumbnailSize = Literal["small", "medium", "large"]
@@ -128,3 +131,138 @@ class BatchResult(BaseModel):
 
 class BatchResponse(BaseModel):
     results: list[BatchResult]
+
+
+def _no_controls(value: str, allowed: str = "") -> str:
+    if any(unicodedata.category(char) == "Cc" and char not in allowed for char in value):
+        raise ValueError("Must not contain control characters")
+    return value
+
+
+def _title(value: str | None) -> str | None:
+    """Trimmed; an empty title is no title."""
+    if value is None:
+        return None
+    return _no_controls(value.strip()) or None
+
+
+def _description(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return _no_controls(value.strip(), "\t\n\r") or None
+
+
+def _tag(value: str) -> str:
+    return normalise_tag(value)  # InvalidTag is a ValueError: a 422 naming the tag
+
+
+def _user_tags(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    tags = list(dict.fromkeys(value))  # duplicates after normalisation collapse
+    if len(tags) > MAX_USER_TAGS:
+        raise ValueError(f"At most {MAX_USER_TAGS} tags per image ({len(tags)} given)")
+    return tags
+
+
+def _future(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    now = datetime.now(UTC)
+    if value <= now:
+        raise ValueError("Must be in the future")
+    if value > now + timedelta(seconds=MAX_EXPIRES_SECONDS):
+        raise ValueError("Too far in the future")
+    return value.astimezone(UTC)
+
+
+class ImageUpdate(BaseModel):
+    """`PATCH /images/{id}`: only the fields sent change; null clears a field (`tags`:
+    null or `[]` removes the user's tags, the tagger's stay)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"title": "Sunset over the bay", "tags": ["holiday", "Bay Area"]},
+                {"visibility": "private", "expires_at": "2027-01-01T00:00:00Z"},
+            ]
+        },
+    )
+
+    title: Annotated[str | None, Field(max_length=MAX_TITLE), AfterValidator(_title)] = None
+    description: Annotated[
+        str | None, Field(max_length=MAX_DESCRIPTION), AfterValidator(_description)
+    ] = None
+    visibility: Visibility = "unlisted"
+    expires_at: Annotated[
+        AwareDatetime | None,
+        Field(description="With its offset; in the future; null: never"),
+        AfterValidator(_future),
+    ] = None
+    tags: Annotated[
+        list[Annotated[str, AfterValidator(_tag)]] | None,
+        Field(
+            max_length=4 * MAX_USER_TAGS,
+            description=f"Replaces the user's tags: at most {MAX_USER_TAGS}, each 1 to "
+            f"{MAX_TAG_CHARS} letters, digits, spaces, '-' or '_' (lower-cased)",
+        ),
+        AfterValidator(_user_tags),
+    ] = None
+
+
+class TagCount(BaseModel):
+    name: str
+    count: int = Field(description="How many of the caller's images carry it")
+
+
+class TagList(BaseModel):
+    """The caller's tags, most used first, then by name."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"items": [{"name": "holiday", "count": 42}, {"name": "cat", "count": 7}]}]
+        }
+    )
+
+    items: list[TagCount]
+
+
+class ExifRead(BaseModel):
+    """Camera details read from the upload before its metadata was stripped (the owner's
+    only; never location). Each field is null when the file did not record it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "camera_make": "FUJIFILM",
+                    "camera_model": "X-T5",
+                    "lens": "FUJIFILM XF35mmF1.4 R",
+                    "taken_at": "2024-05-01T14:22:33+02:00",
+                    "exposure_time": 0.004,
+                    "f_number": 2.8,
+                    "iso": 400,
+                    "focal_length": 35.0,
+                    "width": 4000,
+                    "height": 6000,
+                    "orientation": 6,
+                }
+            ]
+        }
+    )
+
+    camera_make: str | None
+    camera_model: str | None
+    lens: str | None = Field(description="LensModel, after LensMake when it does not name it")
+    taken_at: str | None = Field(
+        description="ISO 8601 as the camera recorded it: with its offset when the file has "
+        "one (OffsetTimeOriginal), else the camera's local time without an offset"
+    )
+    exposure_time: float | None = Field(description="Seconds (1/250 s is 0.004)")
+    f_number: float | None
+    iso: int | None
+    focal_length: float | None = Field(description="Millimetres")
+    width: int = Field(description="Of the stored image, as displayed")
+    height: int = Field(description="Of the stored image, as displayed")
+    orientation: int | None = Field(description="The EXIF Orientation, 1 to 8")

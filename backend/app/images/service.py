@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
 from functools import partial
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
 
 from app.auth import quotas
 from app.auth.errors import Unauthorized
@@ -15,7 +17,6 @@ from app.auth.principal import Principal
 from app.errors import Forbidden, ServiceUnavailable
 from app.images import repository, tokens
 from app.images.cache import CachedImage, CacheResult, MetadataCache
-from app.images.cursor import decode_cursor, encode_cursor
 from app.images.errors import (
     DeleteTokenRequired,
     ImageNotFound,
@@ -24,14 +25,16 @@ from app.images.errors import (
     ThumbnailNotReady,
 )
 from app.images.presenter import ImagePresenter
-from app.images.schemas import ImageList, ThumbnailSize
-from app.images.serving import ObjectCache, ServedObject
+from app.images.repository import LockedImage
+from app.images.schemas import ExifRead, ThumbnailSize
+from app.images.serving import CACHE_FOREVER, CACHE_PRIVATE, ObjectCache, ServedObject
 from app.images.thumbnails import CONTENT_TYPE as THUMBNAIL_CONTENT_TYPE
 from app.images.thumbnails import THUMBNAIL_SIZES
 from app.infra.db import Database, RunAsync
 from app.infra.metrics import CACHE_REQUESTS
 from app.infra.replicas import Reads
-from app.models import ThumbnailStatus
+from app.models import ThumbnailStatus, Visibility
+from app.models.base import utcnow
 from app.models.blob import object_key
 from app.models.thumbnail import thumbnail_key
 from app.storage import Storage
@@ -43,6 +46,19 @@ CACHE_RESULTS = {
 }
 # How long a client should wait before asking for a pending thumbnail again.
 THUMBNAIL_RETRY_AFTER = 2
+# Shared caches may keep an expiring image's bytes no longer than it lives.
+_A_YEAR = 31_536_000
+
+
+def cache_control(image: CachedImage) -> str:
+    """How long browsers and shared caches may keep the image's bytes: private images
+    never, expiring ones until they expire, the rest for ever (the bytes never change)."""
+    if image.visibility == Visibility.PRIVATE:
+        return CACHE_PRIVATE
+    if image.expires_at is not None:
+        left = int((image.expires_at - utcnow()).total_seconds())
+        return f"public, max-age={max(0, min(left, _A_YEAR))}"
+    return CACHE_FOREVER
 
 
 class ImageService:
@@ -66,11 +82,15 @@ class ImageService:
 
     # ---- read ---------------------------------------------------------------------------
 
-    async def get(self, image_id: uuid.UUID) -> tuple[CachedImage, CacheResult]:
-        """The image's public metadata, through the cache, and whether the cache had it."""
+    async def get(
+        self, image_id: uuid.UUID, viewer: uuid.UUID | None = None
+    ) -> tuple[CachedImage, CacheResult]:
+        """The image as `viewer` (None: anonymous) may see it, through the cache, and
+        whether the cache had it. Private images of others and expired images are 404:
+        checked here, on every read, whatever the cache or a replica holds."""
         image, result = await self.cache.get_or_load(image_id, self._load)
         CACHE_RESULTS[result].inc()
-        if image is None:
+        if image is None or not image.visible_to(viewer, utcnow()):
             raise ImageNotFound()
         return image, result
 
@@ -82,29 +102,14 @@ class ImageService:
             confirm_missing=True,
         )
 
-    async def list_images(
-        self, caller: Principal, limit: int, cursor: str | None, base_url: str
-    ) -> ImageList:
-        """A page of the caller's images, newest first, and the cursor of the next."""
-        if caller.user_id is None:
-            raise Unauthorized()
-        before = decode_cursor(cursor) if cursor else None
-        user_id = caller.user_id
-        found = await self.reads.read(
-            partial(repository.list_images, owner_id=user_id, before=before, limit=limit + 1),
-            user_id=user_id,
-        )
-        page = found[:limit]
-        items = [self.presenter.read(image, base_url) for image in page]
-        next_cursor = encode_cursor(page[-1]) if len(found) > limit else None
-        return ImageList(items=items, next_cursor=next_cursor)
-
     async def is_owner(self, image_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         async with self.database.reader() as session:
             return await repository.is_owner(session, image_id, user_id)
 
-    async def served_object(self, image_id: uuid.UUID) -> ServedObject:
-        image, _ = await self.get(image_id)
+    async def served_object(
+        self, image_id: uuid.UUID, viewer: uuid.UUID | None = None
+    ) -> ServedObject:
+        image, _ = await self.get(image_id, viewer)
         return ServedObject(
             key=object_key(image.sha256),
             sha256=image.sha256,
@@ -112,10 +117,13 @@ class ImageService:
             content_type=image.content_type,
             filename=image.filename,
             modified_at=image.created_at,
+            cache_control=cache_control(image),
         )
 
-    async def served_thumbnail(self, image_id: uuid.UUID, size: ThumbnailSize) -> ServedObject:
-        image, _ = await self.get(image_id)
+    async def served_thumbnail(
+        self, image_id: uuid.UUID, size: ThumbnailSize, viewer: uuid.UUID | None = None
+    ) -> ServedObject:
+        image, _ = await self.get(image_id, viewer)
         if image.thumbnail_status == ThumbnailStatus.FAILED:
             raise ThumbnailFailed()
         thumb = next((t for t in image.thumbnails if t.size == size), None)
@@ -129,6 +137,7 @@ class ImageService:
             content_type=THUMBNAIL_CONTENT_TYPE,
             filename=f"{stem}-{size}.webp",
             modified_at=image.created_at,
+            cache_control=cache_control(image),
         )
 
     # ---- delete -------------------------------------------------------------------------
@@ -136,15 +145,68 @@ class ImageService:
     async def delete(
         self, image_id: uuid.UUID, caller: Principal, delete_token: str | None
     ) -> None:
-        """Remove the row and, when no other image shares it, the objects.
-        Owned images go only by their owner; anonymous ones by their delete token.
+        """Delete the image as its owner (or, for anonymous images, with its delete token):
+        metadata, file and thumbnails are gone at once."""
+        requester = caller.user_id
+
+        def authorise(row: LockedImage) -> None:
+            _, token_digest, owner_id, visibility, expires_at = row
+            if expires_at is not None and expires_at <= utcnow():
+                raise ImageNotFound()  # gone for everyone; the sweeper deletes it
+            if owner_id is not None and owner_id != requester:
+                if visibility == Visibility.PRIVATE:
+                    raise ImageNotFound()  # its existence is not revealed
+                raise Forbidden("Only the image's owner may delete it")
+            if owner_id is None:
+                if not delete_token:
+                    raise DeleteTokenRequired()
+                if token_digest is None or not tokens.matches(delete_token, token_digest):
+                    raise InvalidDeleteToken()
+
+        def remove(connection: Connection) -> Row[uuid.UUID | None, int] | None:
+            return repository.delete_image(connection, image_id, requester)
+
+        await self._delete(image_id, authorise, remove)
+        log.info("image deleted", extra={"image_id": str(image_id)})
+
+    async def expire_due(self, limit: int = 200) -> int:
+        """Delete, as `delete` does, up to `limit` images whose expiry has passed (they
+        have answered 404 since); how many went."""
+        now = utcnow()
+        async with self.database.reader() as session:
+            due = await repository.expired_images(session, now, limit)
+        expired = 0
+        for image_id in due:
+
+            def remove(
+                connection: Connection, image_id: uuid.UUID = image_id
+            ) -> Row[uuid.UUID | None, int] | None:
+                return repository.delete_expired_image(connection, image_id, now)
+
+            try:
+                await self._delete(image_id, lambda _row: None, remove)
+            except (ImageNotFound, Forbidden):
+                continue  # deleted meanwhile (its owner, another sweeper) or given more time
+            expired += 1
+            log.info("image expired", extra={"image_id": str(image_id)})
+        return expired
+
+    async def _delete(
+        self,
+        image_id: uuid.UUID,
+        authorise: Callable[[LockedImage], None],
+        remove: Callable[[Connection], Row[uuid.UUID | None, int] | None],
+    ) -> None:
+        """Remove the row (if `authorise` lets it and `remove`'s statement finds it) and,
+        when no other image shares it, the objects.
 
         The rows go first, in one transaction; the objects only once it has committed, so
         a commit that fails leaves the image whole (row and file). A crash in between
         leaves objects without rows, which `chitram reconcile` removes."""
-        requester = caller.user_id
 
-        def delete_rows(connection: Connection, _run_async: RunAsync) -> str | None:
+        def delete_rows(
+            connection: Connection, _run_async: RunAsync
+        ) -> tuple[uuid.UUID | None, str | None]:
             # The blob before the image: thumbnail jobs lock in that order, and the other
             # order deadlocked under load. An image never changes blobs.
             sha256 = repository.blob_of(connection, image_id)
@@ -153,31 +215,25 @@ class ImageService:
             row = repository.lock_image(connection, image_id)
             if row is None:
                 raise ImageNotFound()
-            _, token_digest, owner_id = row
-            if owner_id is not None and owner_id != requester:
-                raise Forbidden("Only the image's owner may delete it")
-            if owner_id is None:
-                if not delete_token:
-                    raise DeleteTokenRequired()
-                if token_digest is None or not tokens.matches(delete_token, token_digest):
-                    raise InvalidDeleteToken()
-            deleted = repository.delete_image(connection, image_id, requester)
+            authorise(row)
+            deleted = remove(connection)
             if deleted is None:
+                if row.owner_id is None:
+                    raise ImageNotFound()
                 raise Forbidden("Only the image's owner may delete it")
             if deleted.owner_id is not None:
                 quotas.refund(connection, deleted.owner_id, deleted.file_size)
             if repository.count_blob_references(connection, sha256):
-                return None
+                return deleted.owner_id, None
             repository.delete_blob(connection, sha256)
-            return sha256  # its objects go once this has committed
+            return deleted.owner_id, sha256  # its objects go once this has committed
 
-        unreferenced = await self.database.write(delete_rows)
+        owner_id, unreferenced = await self.database.write(delete_rows)
         # The marker before the invalidation: see app.infra.replicas.
-        await self.reads.wrote(image_id=image_id, user_id=requester)
+        await self.reads.wrote(image_id=image_id, user_id=owner_id)
         await self.cache.invalidate(image_id)
         if unreferenced is not None:
             await self._remove_objects(unreferenced)
-        log.info("image deleted", extra={"image_id": str(image_id)})
 
     async def _remove_objects(self, sha256: str) -> None:
         """Remove the objects of a blob whose rows this delete has just committed away."""
@@ -209,3 +265,43 @@ class ImageService:
             for key in keys:
                 self.object_cache.discard(key)  # only memory: a deleted image is refused first
         return removed
+
+    # ---- for other domains (albums) -----------------------------------------------------
+
+    async def records(self, image_ids: Sequence[uuid.UUID]) -> list[CachedImage]:
+        """The records of those of `image_ids` that exist, in that order, from the primary
+        (fresh: no cache), whoever may see them: the caller decides."""
+        async with self.database.reader() as session:
+            found = await repository.records_by_id(session, image_ids)
+        return [found[image_id] for image_id in image_ids if image_id in found]
+
+    async def forget(self, image_ids: Iterable[uuid.UUID], owner_id: uuid.UUID | None) -> None:
+        """After a committed change to these images made elsewhere (album membership
+        changes their `album_ids`): later reads, cached or on a replica, see it."""
+        for image_id in image_ids:
+            # The marker before the invalidation: see app.infra.replicas.
+            await self.reads.wrote(image_id=image_id, user_id=owner_id)
+            await self.cache.invalidate(image_id)
+
+
+# ---- camera details ---------------------------------------------------------------------
+
+
+async def exif_of(images: ImageService, image_id: uuid.UUID, caller: Principal) -> ExifRead:
+    """The camera details of the caller's own image. Others get what they would get
+    anywhere (404 for a private or expired image), then 403: the details are the owner's."""
+    owner = caller.user_id
+    if owner is None:
+        raise Unauthorized()
+    image, _ = await images.get(image_id, owner)
+    if image.owner_id != owner:
+        raise Forbidden("Only the image's owner may see its camera details")
+    details = await images.reads.read(
+        partial(repository.get_exif, image_id=image_id, owner_id=owner),
+        image_id=image_id,
+        user_id=owner,
+        confirm_missing=True,
+    )
+    if details is None:
+        raise ImageNotFound()  # deleted since
+    return ExifRead(**asdict(details), width=image.width, height=image.height)

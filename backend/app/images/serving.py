@@ -20,6 +20,8 @@ from app.storage.base import ObjectNotFound
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CACHE_FOREVER = "public, max-age=31536000, immutable"
+# Private images (contract section 10): never in a shared cache, never kept by the browser.
+CACHE_PRIVATE = "private, no-store"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,7 @@ class ServedObject:
     content_type: str
     filename: str
     modified_at: datetime
+    cache_control: str = CACHE_FOREVER
 
 
 # A process-wide cache: docs/adr/0018-unit-of-work.md lists them all, and why.
@@ -132,7 +135,7 @@ def _headers_of(obj: ServedObject, download: bool) -> dict[str, str]:
     return {
         "etag": f'"{obj.sha256}"',
         "last-modified": format_datetime(obj.modified_at, usegmt=True),
-        "cache-control": CACHE_FOREVER,
+        "cache-control": obj.cache_control,
         "accept-ranges": "bytes",
         "x-content-type-options": "nosniff",
         "content-security-policy": "default-src 'none'; sandbox",

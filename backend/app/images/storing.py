@@ -18,6 +18,7 @@ from app.images.errors import InvalidFileFormat, QuotaExceeded
 from app.images.filenames import safe_filename
 from app.images.idempotency import IdempotencyKey, Replays, replay_body
 from app.images.ingest import ReceivedFile
+from app.images.options import UploadOptions
 from app.images.presenter import ImagePresenter
 from app.images.schemas import ImageUploaded
 from app.images.validation import Limits, ProcessedUpload, process_upload
@@ -27,7 +28,7 @@ from app.infra.db import Database, RunAsync
 from app.infra.metrics import UPLOAD_BYTES, UPLOADS
 from app.infra.replicas import Reads
 from app.jobs.queue import JobQueue
-from app.models import ThumbnailStatus
+from app.models import TagsStatus, ThumbnailStatus
 from app.models.base import utcnow
 from app.models.blob import object_key
 from app.storage import Storage
@@ -61,6 +62,8 @@ class ImageWriter:
         self.presenter = presenter
         self.replays = replays
         self._limits = Limits.from_settings(settings)
+        # Automatic tags come from a job after the thumbnails, unless there is no tagger.
+        self._tags_status = TagsStatus.DISABLED if settings.tagger == "none" else TagsStatus.PENDING
 
     async def require_room(self, user_id: uuid.UUID, size: int) -> None:
         """Refuse `size` more bytes the user has no room for (checked again on commit)."""
@@ -75,6 +78,7 @@ class ImageWriter:
         caller: Principal,
         base_url: str,
         remember: IdempotencyKey | None,
+        options: UploadOptions,
     ) -> ImageUploaded:
         """Store one file part as a new image; its upload response."""
         if received.size == 0:
@@ -82,7 +86,7 @@ class ImageWriter:
         processed = await self._process(received)
         owner_id = caller.user_id
         token, token_digest = tokens.new_delete_token() if owner_id is None else (None, None)
-        image = _new_image(received, processed, owner_id)
+        image = _new_image(received, processed, owner_id, options, self._tags_status)
         response = self.presenter.uploaded(image, base_url, token)
         key = object_key(processed.sha256)
         if owner_id is not None:  # refused before the object is stored
@@ -105,6 +109,8 @@ class ImageWriter:
                 if owner_id is not None:
                     self._charge(connection, owner_id, processed.size)
                 repository.insert_image(connection, image, owner_id, token_digest)
+                if processed.camera.present:
+                    repository.insert_exif(connection, image.id, processed.camera)
                 if remember is not None and replay is not None:
                     self.replays.remember(connection, remember, replay)
             except BaseException:
@@ -139,7 +145,11 @@ class ImageWriter:
 
 
 def _new_image(
-    received: ReceivedFile, processed: ProcessedUpload, owner_id: uuid.UUID | None
+    received: ReceivedFile,
+    processed: ProcessedUpload,
+    owner_id: uuid.UUID | None,
+    options: UploadOptions,
+    tags_status: str,
 ) -> CachedImage:
     """The record of the image about to be stored: new, its thumbnails pending."""
     return CachedImage(
@@ -154,4 +164,9 @@ def _new_image(
         created_at=utcnow(),
         thumbnail_status=ThumbnailStatus.PENDING,
         owner_id=owner_id,
+        visibility=options.visibility,
+        expires_at=options.expires_at,
+        title=options.title,
+        description=options.description,
+        tags_status=tags_status,
     )

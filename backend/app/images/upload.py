@@ -23,6 +23,7 @@ from app.images.idempotency import (
     fingerprint,
 )
 from app.images.ingest import MULTIPART_OVERHEAD, MultipartIngest, ReceivedFile, discard_all
+from app.images.options import FORM_FIELDS, UploadOptions, parse_upload_options
 from app.images.presenter import ImagePresenter
 from app.images.schemas import BatchResult, ImageUploaded
 from app.images.storing import ImageWriter
@@ -31,6 +32,7 @@ from app.infra.db import Database
 from app.infra.metrics import UPLOADS
 from app.infra.replicas import Reads
 from app.jobs.queue import JobQueue
+from app.models.base import utcnow
 from app.schemas import ErrorBody
 from app.storage import Storage
 
@@ -49,6 +51,7 @@ class UploadRequest:
     charge_extra_file: Callable[[], Awaitable[None]] | None = None
     # The client address (as app.http.net resolves it): at most MAX_UPLOADS_PER_CLIENT at once.
     client: str = ""
+    expires_in: str | None = None  # the `Expires-In` header
 
 
 class UploadService:
@@ -122,7 +125,7 @@ class UploadService:
         caller = request.caller
         key_hash = self.replays.key_hash(caller, request.idempotency_key)  # before the body
         try:
-            files = await self._receive(request, field="file", max_files=1, fail_fast=True)
+            files, fields = await self._receive(request, field="file", max_files=1, fail_fast=True)
         except AppError as exc:
             if key_hash is not None and exc.status_code in UNREADABLE_REQUEST:
                 await self.replays.refuse_if_used(key_hash, exc)
@@ -132,21 +135,37 @@ class UploadService:
             key = None
             if key_hash is not None:
                 secret = f"{caller.scope}\0{request.idempotency_key}"
-                key = IdempotencyKey(key_hash, fingerprint(UPLOAD_ROUTE, caller, files), secret)
+                key = IdempotencyKey(
+                    key_hash, fingerprint(UPLOAD_ROUTE, caller, files, fields), secret
+                )
                 replay = await self.replays.replay(key)
                 if replay is not None:
                     return replay
             if not files:
                 raise _missing_field("file")
-            return await self._store_or_replay(files[0], request, key)
+            options = self._options(request, fields)
+            return await self._store_or_replay(files[0], request, key, options)
         finally:
             await discard_all(files)
 
+    def _options(self, request: UploadRequest, fields: dict[str, str]) -> UploadOptions:
+        return parse_upload_options(
+            fields,
+            request.expires_in,
+            anonymous=request.caller.user_id is None,
+            settings=self.settings,
+            now=utcnow(),
+        )
+
     async def _store_or_replay(
-        self, received: ReceivedFile, request: UploadRequest, key: IdempotencyKey | None
+        self,
+        received: ReceivedFile,
+        request: UploadRequest,
+        key: IdempotencyKey | None,
+        options: UploadOptions,
     ) -> ImageUploaded:
         try:
-            return await self.writer.store(received, request.caller, request.base_url, key)
+            return await self.writer.store(received, request.caller, request.base_url, key, options)
         except IntegrityError:
             if key is None:
                 raise
@@ -158,21 +177,27 @@ class UploadService:
             return replay
 
     async def _upload_batch(self, request: UploadRequest) -> list[BatchResult]:
-        files = await self._receive(
+        files, fields = await self._receive(
             request, field="files", max_files=self.settings.max_batch_files, fail_fast=False
         )
-        if not files:
-            raise _missing_field("files")
         results = []
         try:
+            if not files:
+                raise _missing_field("files")
+            options = self._options(request, fields)
             for index, received in enumerate(files):
-                results.append(await self._batch_item(received, request, extra=index > 0))
+                results.append(await self._batch_item(received, request, options, extra=index > 0))
         finally:
             await discard_all(files)
         return results
 
     async def _batch_item(
-        self, received: ReceivedFile, request: UploadRequest, *, extra: bool
+        self,
+        received: ReceivedFile,
+        request: UploadRequest,
+        options: UploadOptions,
+        *,
+        extra: bool,
     ) -> BatchResult:
         try:
             if extra and request.charge_extra_file is not None:
@@ -181,7 +206,9 @@ class UploadService:
                 raise received.refused
             if received.too_large:
                 raise FileTooLarge(self.settings.max_upload_bytes)
-            image = await self.writer.store(received, request.caller, request.base_url, None)
+            image = await self.writer.store(
+                received, request.caller, request.base_url, None, options
+            )
         except AppError as exc:
             UPLOADS.labels(result=exc.code.lower()).inc()
             error = ErrorBody(
@@ -196,7 +223,7 @@ class UploadService:
 
     async def _receive(
         self, request: UploadRequest, *, field: str, max_files: int, fail_fast: bool
-    ) -> list[ReceivedFile]:
+    ) -> tuple[list[ReceivedFile], dict[str, str]]:
         ingest = MultipartIngest(
             content_type=request.content_type,
             field_name=field,
@@ -204,8 +231,10 @@ class UploadService:
             max_file_bytes=self.settings.max_upload_bytes,
             tmp_dir=self.settings.tmp_dir,
             fail_fast=fail_fast,
+            form_fields=FORM_FIELDS,
         )
-        return await ingest.consume(request.body, self._max_body(max_files))
+        files = await ingest.consume(request.body, self._max_body(max_files))
+        return files, ingest.fields
 
 
 @contextmanager

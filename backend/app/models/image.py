@@ -97,3 +97,26 @@ class Image(Base):
     )
     tags_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tags_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    # The distinct words of filename, title, description and tags (app.images.search),
+    # rewritten by every write that changes one of them. Indexed outside the models
+    # (migration 0007): an FTS5 table kept by triggers on SQLite, a generated tsvector
+    # column with a GIN index on PostgreSQL. Deferred: reading an image never needs it.
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="", deferred=True)
+
+
+# Search objects that migration 0007 creates and the models cannot describe: the FTS5
+# table and its shadow tables (SQLite), the tsvector column and its index (PostgreSQL).
+# A SQLite migration that rebuilds `images` (batch mode) must recreate the FTS5 triggers
+# and rebuild `images_fts`, as 0007 does.
+UNMODELLED_SEARCH_OBJECTS = frozenset(
+    {
+        "images_fts",
+        "images_fts_data",
+        "images_fts_idx",
+        "images_fts_docsize",
+        "images_fts_config",
+        "images_fts_content",
+        "search_vector",
+        "ix_images_search",
+    }
+)

@@ -22,8 +22,9 @@ class TagSource(enum.StrEnum):
 class ImageTag(Base):
     __tablename__ = "image_tags"
     __table_args__ = (
-        # "my images tagged X" and "my tags by count": the owner's rows of one name.
-        Index("ix_image_tags_owner_id_name", "owner_id", "name"),
+        # "my images tagged X" and "my tags by count": the owner's rows of one name, and
+        # their images, from the index alone (migration 0007 added image_id).
+        Index("ix_image_tags_owner_id_name_image_id", "owner_id", "name", "image_id"),
     )
 
     image_id: Mapped[uuid.UUID] = mapped_column(

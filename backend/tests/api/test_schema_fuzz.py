@@ -32,8 +32,14 @@ STATEFUL_SCENARIOS = 40
 # 401, 403, 404, 409, 429, 5xx, and 5xx is caught by not_a_server_error anyway).
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 REFUSALS = {
-    # An opaque cursor is ours only when we issued it.
-    "/api/v1/images": ["400"],
+    # An opaque cursor is ours only when we issued it; tags are letters, digits, space,
+    # "-" and "_" of any script, which a JSON Schema pattern cannot say portably.
+    "/api/v1/images": ["400", "422"],
+    "/api/v1/tags": ["422"],
+    "/api/v1/albums": ["400"],
+    "/api/v1/albums/{album_id}": ["400"],
+    # An expiry in the past, tags with other characters (as above).
+    "/api/v1/images/{image_id}": ["422"],
     # Random bytes are not an image (415), an empty part is refused (400), a reused key
     # with another body is refused (422), the pixel or quota budget (413).
     "/api/v1/images/upload": ["400", "413", "415", "422"],

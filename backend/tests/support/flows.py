@@ -47,6 +47,7 @@ async def upload(
     key: str | None = None,
     ip: str | None = None,
     headers: Mapping[str, str] | None = None,
+    fields: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """POST one file (a small PNG unless `data` is given) as `account`, or anonymously.
 
@@ -60,7 +61,10 @@ async def upload(
         **(headers or {}),
     }
     return await client.post(
-        UPLOAD, files={"file": (*file, content_type) if content_type else file}, headers=sent
+        UPLOAD,
+        files={"file": (*file, content_type) if content_type else file},
+        data=dict(fields or {}),
+        headers=sent,
     )
 
 
@@ -74,6 +78,7 @@ async def upload_ok(
     key: str | None = None,
     ip: str | None = None,
     headers: Mapping[str, str] | None = None,
+    fields: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """`upload(...)`, which must answer 201; its body."""
     response = await upload(
@@ -85,6 +90,7 @@ async def upload_ok(
         key=key,
         ip=ip,
         headers=headers,
+        fields=fields,
     )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
@@ -92,12 +98,18 @@ async def upload_ok(
 
 
 async def wait_for_thumbnails(
-    client: httpx.AsyncClient, image_id: str, *, seconds: float = 30.0
+    client: httpx.AsyncClient,
+    image_id: str,
+    *,
+    seconds: float = 30.0,
+    account: Account | None = None,
 ) -> dict[str, Any]:
-    """Poll the image's metadata until its thumbnail status is no longer pending."""
+    """Poll the image's metadata (as `account`, or anonymously) until its thumbnail
+    status is no longer pending."""
+    headers = account.headers if account else {}
     with anyio.fail_after(seconds):
         while True:
-            response = await client.get(f"/api/v1/images/{image_id}")
+            response = await client.get(f"/api/v1/images/{image_id}", headers=headers)
             assert response.status_code == 200, response.text
             body: dict[str, Any] = response.json()
             if body["thumbnail_status"] != "pending":
