@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -108,8 +108,10 @@ async def test_an_existing_image_survives_the_library_migration(
         assert body["filename"] == "Holiday_beach-2019.png"
         assert body["visibility"] == "unlisted"
         assert body["expires_at"] is None
-        assert body["title"] is None and body["description"] is None
-        assert body["tags"] == [] and body["album_ids"] == []
+        assert body["title"] is None
+        assert body["description"] is None
+        assert body["tags"] == []
+        assert body["album_ids"] == []
         # A new account works beside the old rows, and new tables take rows.
         account = await register(client)
         albums = await client.post(
