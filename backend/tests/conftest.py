@@ -170,7 +170,8 @@ def settings(
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    async with LifespanManager(application) as manager:
+    # A loaded two-core machine can take longer than asgi-lifespan's 5 s default to stop.
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30) as manager:
         yield manager.app  # type: ignore[misc]
 
 

@@ -80,7 +80,8 @@ def _text(value: str | None, name: str, limit: int, problems: _Problems) -> str 
 def _expiry(
     fields: Mapping[str, str], header: str | None, now: datetime, problems: _Problems
 ) -> datetime | None:
-    expires_in = fields.get("expires_in", header)
+    # An empty form field (as HTML forms send them) is not given: the header counts then.
+    expires_in = fields.get("expires_in") or header
     expires_at = fields.get("expires_at")
     if expires_in is not None and expires_in.strip() == "":
         expires_in = None

@@ -54,34 +54,13 @@ def viewer_of(request: Request) -> uuid.UUID | None:
 
 
 # The optional form fields of an upload (app.images.options), the same for a batch.
-_UPLOAD_FIELDS: dict[str, Any] = {
-    "title": {"type": "string", "maxLength": 200},
-    "description": {"type": "string", "maxLength": 2000},
-    "visibility": {
-        "type": "string",
-        "enum": ["unlisted", "private"],
-        "default": "unlisted",
-        "description": "private: only the owner sees it (needs an account)",
-    },
-    # Strings, as HTML forms send them: an empty field means "not given".
-    "expires_in": {
-        "type": "string",
-        "pattern": "^[0-9]*$",
-        "description": "Delete it this many seconds from now, at least 1 (or the "
-        "Expires-In header)",
-    },
-    "expires_at": {
-        "type": "string",
-        "description": "Delete it then: an ISO 8601 date-time with its offset, in the future",
-    },
-}
-_EXPIRES_IN = {
-    "name": "Expires-In",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "integer", "minimum": 1},
-    "description": "As the expires_in form field",
-}
+_UPLOAD_FIELDS_TEXT = (
+    "Optional text fields besides the file(s): `title` (at most 200 characters), "
+    "`description` (at most 2,000), `visibility` (`unlisted`, the default, or `private`: "
+    "only the owner sees it; needs an account), and an expiry: `expires_in` (whole "
+    "seconds, at least 1; or the `Expires-In` header) or `expires_at` (an ISO 8601 "
+    "date-time with its offset, in the future). Empty fields count as absent."
+)
 
 
 def _multipart(field: str, many: bool) -> dict[str, Any]:
@@ -90,17 +69,19 @@ def _multipart(field: str, many: bool) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
+            # The optional text fields are described, not declared: in multipart every
+            # field is text, which fuzzers cannot tell from a typed JSON property.
+            "description": _UPLOAD_FIELDS_TEXT,
             "content": {
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
                         "required": [field],
-                        "properties": {field: schema, **_UPLOAD_FIELDS},
+                        "properties": {field: schema},
                     }
                 }
             },
         },
-        "parameters": [_EXPIRES_IN],
     }
 
 

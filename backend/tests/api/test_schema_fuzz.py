@@ -37,7 +37,8 @@ REFUSALS = {
     "/api/v1/images": ["400", "422"],
     "/api/v1/tags": ["422"],
     "/api/v1/albums": ["400"],
-    "/api/v1/albums/{album_id}": ["400"],
+    # A cursor as above; a cover that is not an image of the album.
+    "/api/v1/albums/{album_id}": ["400", "422"],
     # An expiry in the past, tags with other characters (as above).
     "/api/v1/images/{image_id}": ["422"],
     # Random bytes are not an image (415), an empty part is refused (400), a reused key

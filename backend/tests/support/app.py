@@ -24,7 +24,9 @@ async def app_client(
     raise_app_exceptions: bool = True,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client for `create_app(settings)`, as seen from `peer`."""
-    async with LifespanManager(create_app(settings, storage=storage)) as manager:
+    async with LifespanManager(
+        create_app(settings, storage=storage), startup_timeout=30, shutdown_timeout=30
+    ) as manager:
         client = client_from(
             manager.app, peer, base_url=base_url, raise_app_exceptions=raise_app_exceptions
         )
