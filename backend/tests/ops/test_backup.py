@@ -64,6 +64,23 @@ async def _populate(client: httpx.AsyncClient) -> tuple[dict[str, bytes], str]:
         body = response.json()
         stored[body["id"]] = (await client.get(body["url"])).content
         await wait_for_thumbnails(client, body["id"])
+    # The library travels too: an album, user tags and the camera details.
+    owned = list(stored)[:2]  # a.png and b.jpg, the account's
+    for image_id in owned:
+        patched = await client.patch(
+            f"/api/v1/images/{image_id}",
+            json={"tags": ["kept", "beach"], "title": "Kept"},
+            headers=account.headers,
+        )
+        assert patched.status_code == 200, patched.text
+    album = await client.post("/api/v1/albums", json={"title": "Trip"}, headers=account.headers)
+    assert album.status_code == 201, album.text
+    put = await client.put(
+        f"/api/v1/albums/{album.json()['id']}/images",
+        json={"image_ids": owned},
+        headers=account.headers,
+    )
+    assert put.status_code == 200, put.text
     return stored, key
 
 
@@ -105,6 +122,19 @@ async def _check_restored(
             "/api/v1/auth/login", json={"email": "backup@example.com", "password": PASSWORD}
         )
         assert login.status_code == 200
+        owner = {"X-API-Key": key}
+        albums = (await client.get("/api/v1/albums", headers=owner)).json()["items"]
+        assert [(a["title"], a["image_count"]) for a in albums] == [("Trip", 2)]
+        tags = (await client.get("/api/v1/tags", headers=owner)).json()["items"]
+        assert {t["name"]: t["count"] for t in tags if t["name"] in ("kept", "beach")} == {
+            "kept": 2,
+            "beach": 2,
+        }
+        found = (await client.get("/api/v1/images?q=kept", headers=owner)).json()["items"]
+        assert len(found) == 2
+        for image_id in (i for i, m in metadata.items() if m["title"] == "Kept"):
+            exif = await client.get(f"/api/v1/images/{image_id}/exif", headers=owner)
+            assert exif.status_code == 200
         me = (await client.get("/api/v1/auth/me", headers={"X-API-Key": key})).json()
         assert me["image_count"] == 2
         owned = [m for m in metadata.values() if m["filename"] in ("a.png", "b.jpg")]
